@@ -1,0 +1,125 @@
+/*
+ * transform.h: a Spectra Detect report in, Log Analytics records out.
+ *
+ * This is the pure core of the pipeline (SPEC section 2): bytes in, records
+ * out, no globals, no I/O beyond the caller's source, safe to run on several
+ * threads at once (one transform per thread; nothing is shared).
+ *
+ * It streams. A report is read through a re-readable source in two passes:
+ * the first validates the whole document (JSON grammar, UTF-8, nesting
+ * depth) and collects the task-level keys of every task object together
+ * with where its tc_report array starts; the second reads again and emits
+ * one record per tc_report entry. Real reports put tc_report before
+ * task_id/submitted/processed, which is why one forward pass cannot finish a
+ * record. Because the first pass validates everything, a blob yields either
+ * all of its records or none: bad input is reported before the first emit.
+ *
+ * Memory is bounded by configuration, not by the report: dynamic values are
+ * copied compactly while they are scanned and shrunk on the fly to
+ * max_field_bytes, so a record holds at most 17 fields of max_field_bytes.
+ * No document tree is ever built.
+ *
+ * Record layout: a compact JSON object whose first member is always
+ * TimeGenerated with a fixed-width value, so that the request builder can
+ * rewrite the time in place (SPEC section 3, the 47 h/23 h rule):
+ *
+ *   {"TimeGenerated":"2026-11-30T00:07:03Z","task_id":"15794",...}
+ *    ^ offset 1         ^ TRANSFORM_TG_OFFSET, TRANSFORM_TG_LEN bytes
+ *
+ * The other members follow in the table's column order (SPEC section 2).
+ */
+#ifndef SS_TRANSFORM_H
+#define SS_TRANSFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define TRANSFORM_TG_OFFSET 18 /* strlen("{\"TimeGenerated\":\"") */
+#define TRANSFORM_TG_LEN 20    /* strlen("2026-11-30T00:07:03Z") */
+#define TRANSFORM_MAX_DEPTH 256 /* deeper nesting is bad input */
+#define TRANSFORM_DEFAULT_MAX_FIELD 65536
+
+/*
+ * A re-readable byte source. read() fills up to n bytes and returns how many
+ * (0 at the end) or a negative ERR_* code; rewind() starts again from the
+ * first byte. Sources are provided by source.h (memory, file, gzip).
+ */
+struct transform_source {
+  ssize_t (*read)(void *ud, void *buf, size_t n);
+  int (*rewind)(void *ud);
+  void *ud;
+};
+
+struct transform_opts {
+  size_t max_field_bytes;   /* 0 means TRANSFORM_DEFAULT_MAX_FIELD */
+  int64_t last_modified;    /* blob Last-Modified, Unix s; < 0 if unknown */
+  int64_t now;              /* the current time, Unix s (TimeGenerated's
+                               last fallback; the caller supplies it so the
+                               transform stays pure and testable) */
+};
+
+/*
+ * One record, handed to the emit callback. Every pointer is borrowed and
+ * valid only until the callback returns: copy what you keep.
+ */
+struct transform_record {
+  const char *json;        /* the compact JSON object, not NUL-terminated */
+  size_t len;
+  int64_t time_generated;  /* Unix seconds of the TimeGenerated value */
+  size_t task;             /* 0-based task object in the blob */
+  size_t entry;            /* 0-based position in that task's tc_report */
+  unsigned shrunk;         /* fields of this record shrunk to fit */
+};
+
+/*
+ * Called once per record, in order. Returning non-zero stops the transform,
+ * which then returns that value.
+ */
+typedef int (*transform_emit_cb)(void *ud, const struct transform_record *rec);
+
+/* Where and why a report was rejected. */
+struct transform_error {
+  char text[200];   /* e.g. "invalid UTF-8 in string", "no tc_report array" */
+  uint64_t offset;  /* byte offset in the (decompressed) input */
+  uint64_t line;    /* 1-based */
+  uint64_t column;  /* 1-based, in bytes */
+};
+
+struct transform_stats {
+  uint64_t bytes;        /* bytes of (decompressed) JSON read by one pass */
+  uint64_t tasks;
+  uint64_t records;
+  uint64_t shrunk;       /* fields shrunk to max_field_bytes */
+};
+
+/*
+ * Transforms the report read from src, calling emit for every record.
+ * Returns 0; ERR_PARSE for bad input (err says what and where; nothing was
+ * emitted); a negative code from the source; or emit's non-zero value.
+ * stats and err may be NULL. src, opts and ud are borrowed.
+ */
+int transform_run(const struct transform_source *src,
+                  const struct transform_opts *opts, transform_emit_cb emit,
+                  void *ud, struct transform_stats *stats,
+                  struct transform_error *err);
+
+/*
+ * Convenience: transforms a report held in memory, gzip-compressed or not
+ * (detected by the magic bytes 1f 8b). data is borrowed.
+ */
+int transform_buffer(const void *data, size_t len,
+                     const struct transform_opts *opts, transform_emit_cb emit,
+                     void *ud, struct transform_stats *stats,
+                     struct transform_error *err);
+
+/*
+ * Convenience: transforms the report in the file at path (gzip detected by
+ * magic bytes; the file is streamed, never read whole into memory).
+ * Returns ERR_NOTFOUND or ERR_IO for a file that cannot be read.
+ */
+int transform_file(const char *path, const struct transform_opts *opts,
+                   transform_emit_cb emit, void *ud,
+                   struct transform_stats *stats, struct transform_error *err);
+
+#endif

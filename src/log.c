@@ -1,0 +1,237 @@
+/*
+ * log.c: the leveled, secret-scrubbing stderr logger of log.h.
+ *
+ * A line is built in a stack buffer (long messages are cut with a marker, not
+ * allocated), scrubbed of registered secrets, and written with a single
+ * write(2) so that lines from several threads never interleave.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+
+#define LOG_LINE_MAX 4096
+#define LOG_SECRET_MIN 6
+
+static enum log_level log_level = LOG_INFO;
+static enum log_format log_format = LOG_FORMAT_TEXT;
+static int log_fd = 2;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **log_secrets;
+static size_t log_nsecrets;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+void
+log_set_level(enum log_level level)
+{
+  log_level = level;
+}
+
+enum log_level
+log_get_level(void)
+{
+  return log_level;
+}
+
+void
+log_set_format(enum log_format format)
+{
+  log_format = format;
+}
+
+void
+log_set_fd(int fd)
+{
+  log_fd = fd;
+}
+
+int
+log_level_parse(const char *s, enum log_level *out)
+{
+  for(size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+    if(!strcmp(s, level_names[i])) {
+      *out = (enum log_level)i;
+      return 0;
+    }
+  }
+  return ERR_INVAL;
+}
+
+int
+log_secret_add(const char *secret)
+{
+  char **n, *copy;
+  int rc = 0;
+
+  if(!secret || strlen(secret) < LOG_SECRET_MIN)
+    return 0;
+  pthread_mutex_lock(&log_lock);
+  for(size_t i = 0; i < log_nsecrets; i++) {
+    if(!strcmp(log_secrets[i], secret))
+      goto out;
+  }
+  copy = strdup(secret);
+  n = copy ? realloc(log_secrets, (log_nsecrets + 1) * sizeof(*n)) : NULL;
+  if(!n) {
+    free(copy);
+    rc = ERR_NOMEM;
+    goto out;
+  }
+  log_secrets = n;
+  log_secrets[log_nsecrets++] = copy;
+out:
+  pthread_mutex_unlock(&log_lock);
+  return rc;
+}
+
+void
+log_secret_clear(void)
+{
+  pthread_mutex_lock(&log_lock);
+  for(size_t i = 0; i < log_nsecrets; i++) {
+    /* Overwrite before freeing so that the secret does not linger in the
+       heap, where a core dump would show it. */
+    memset(log_secrets[i], 0, strlen(log_secrets[i]));
+    free(log_secrets[i]);
+  }
+  free(log_secrets);
+  log_secrets = NULL;
+  log_nsecrets = 0;
+  pthread_mutex_unlock(&log_lock);
+}
+
+/* Scrubs s; the caller holds log_lock. */
+static void
+scrub_locked(char *s, size_t cap)
+{
+  for(size_t i = 0; i < log_nsecrets; i++) {
+    const char *sec = log_secrets[i];
+    size_t sl = strlen(sec);
+    char *p = s;
+
+    while((p = strstr(p, sec)) != NULL) {
+      size_t tail = strlen(p + sl);
+
+      /* "***" is never longer than a secret (LOG_SECRET_MIN >= 3), so the
+         text only shrinks and always fits in cap. */
+      memcpy(p, "***", 3);
+      memmove(p + 3, p + sl, tail + 1);
+      p += 3;
+    }
+  }
+  (void)cap;
+}
+
+void
+log_scrub(char *s, size_t cap)
+{
+  pthread_mutex_lock(&log_lock);
+  scrub_locked(s, cap);
+  pthread_mutex_unlock(&log_lock);
+}
+
+/* Appends s to out as the body of a JSON string, escaped. */
+static size_t
+json_escape(char *out, size_t cap, size_t pos, const char *s)
+{
+  static const char hex[] = "0123456789abcdef";
+
+  for(; *s && pos + 7 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+
+    if(c == '"' || c == '\\') {
+      out[pos++] = '\\';
+      out[pos++] = (char)c;
+    }
+    else if(c < 0x20) {
+      out[pos++] = '\\';
+      out[pos++] = 'u';
+      out[pos++] = '0';
+      out[pos++] = '0';
+      out[pos++] = hex[c >> 4];
+      out[pos++] = hex[c & 15];
+    }
+    else
+      out[pos++] = (char)c;
+  }
+  out[pos] = '\0';
+  return pos;
+}
+
+void
+log_vmsg(enum log_level level, const char *module, const char *fmt,
+         va_list ap)
+{
+  char msg[LOG_LINE_MAX], line[LOG_LINE_MAX * 2], ts[64];
+  struct timespec now;
+  struct tm tm;
+  size_t len;
+  int n, saved_errno = errno;
+
+  if(level > log_level)
+    return;
+  n = vsnprintf(msg, sizeof(msg), fmt, ap);
+  if(n < 0)
+    snprintf(msg, sizeof(msg), "(unformattable log message)");
+  else if((size_t)n >= sizeof(msg))
+    memcpy(msg + sizeof(msg) - 5, "...", 4);
+  /* Messages are one line: fold newlines so that a peer's multi-line error
+     body cannot forge extra log lines. */
+  for(char *p = msg; *p; p++) {
+    if(*p == '\n' || *p == '\r')
+      *p = ' ';
+  }
+
+  clock_gettime(CLOCK_REALTIME, &now);
+  gmtime_r(&now.tv_sec, &tm);
+  snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+           tm.tm_min, tm.tm_sec, (int)(now.tv_nsec / 1000000));
+
+  pthread_mutex_lock(&log_lock);
+  scrub_locked(msg, sizeof(msg));
+  if(log_format == LOG_FORMAT_JSON) {
+    len = (size_t)snprintf(line, sizeof(line),
+                           "{\"time\":\"%s\",\"level\":\"%s\",\"module\":\"",
+                           ts, level_names[level]);
+    len = json_escape(line, sizeof(line), len, module ? module : "");
+    len += (size_t)snprintf(line + len, sizeof(line) - len, "\",\"msg\":\"");
+    len = json_escape(line, sizeof(line) - 3, len, msg);
+    memcpy(line + len, "\"}\n", 4);
+    len += 3;
+  }
+  else {
+    n = snprintf(line, sizeof(line), "%s %-5s %s: %s\n", ts,
+                 level_names[level], module ? module : "-", msg);
+    len = n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n;
+  }
+  for(size_t off = 0; off < len;) {
+    ssize_t w = write(log_fd, line + off, len - off);
+
+    if(w < 0 && errno == EINTR)
+      continue;
+    if(w <= 0)
+      break;
+    off += (size_t)w;
+  }
+  pthread_mutex_unlock(&log_lock);
+  errno = saved_errno;
+}
+
+void
+log_msg(enum log_level level, const char *module, const char *fmt, ...)
+{
+  va_list ap;
+
+  va_start(ap, fmt);
+  log_vmsg(level, module, fmt, ap);
+  va_end(ap);
+}
