@@ -3,31 +3,57 @@
  *
  * A request body is at most about 1 MB, which suits a whole-buffer
  * compressor: no stream state, one call per body, the output sized up front.
+ * Compression is libdeflate; decompression (for tests and fake servers) is
+ * zlib, so every body the daemon sends is proven standard gzip.
  */
 #ifndef SS_GZIP_H
 #define SS_GZIP_H
 
 #include <stddef.h>
 
+/* libdeflate's levels: 0 stores, 1 is fastest, 12 compresses most. */
+#define GZIP_MIN_LEVEL 0
+#define GZIP_MAX_LEVEL 12
+
+/*
+ * The level the daemon uses, chosen by measurement (tests/bench/bench_gzip.c,
+ * docs/performance.md "Compression").
+ */
+#define GZIP_DEFAULT_LEVEL 1
+
 struct gzip_compressor;
 
 /*
- * Creates a compressor for level (1 = fastest). Owned by the caller, freed
- * with gzip_compressor_destroy. One compressor per thread.
+ * Creates a compressor for level (GZIP_MIN_LEVEL..GZIP_MAX_LEVEL, 1 =
+ * fastest). Returns 0 and *out, owned by the caller and freed with
+ * gzip_compressor_destroy; ERR_INVAL for a bad level; ERR_NOMEM. A
+ * compressor holds about 1 MB of working memory and is not thread-safe: one
+ * per thread, reused for every body that thread compresses.
  */
 int gzip_compressor_create(int level, struct gzip_compressor **out);
+
+/* Frees a compressor. NULL is a no-op. */
 void gzip_compressor_destroy(struct gzip_compressor *c);
 
+/* Returns the level c was created with (c is borrowed). */
+int gzip_compressor_level(const struct gzip_compressor *c);
+
 /*
- * Compresses in[0..len) into a new gzip member. On success *out is a
- * malloc'ed buffer owned by the caller (free()) of *out_len bytes.
+ * Compresses in[0..len) (borrowed) into one new gzip member. On success *out
+ * is a malloc'ed buffer owned by the caller (free()) of *out_len bytes.
+ * Returns 0, ERR_INVAL or ERR_NOMEM; on failure *out is NULL.
  */
 int gzip_compress(struct gzip_compressor *c, const void *in, size_t len,
                   void **out, size_t *out_len);
 
 /*
- * Decompresses a gzip member into a malloc'ed buffer owned by the caller,
- * refusing output over max bytes (ERR_TOOBIG) and corrupt input (ERR_PARSE).
+ * Decompresses in[0..len) (borrowed): one gzip member, or several
+ * concatenated (RFC 1952), and nothing after them. On success *out is a
+ * malloc'ed buffer owned by the caller (free()) of *out_len bytes, with a NUL
+ * byte after them so text can be used as a C string. Returns 0; ERR_TOOBIG
+ * when the output would exceed max bytes (nothing beyond max + 1 bytes is
+ * ever allocated); ERR_PARSE for input that is not gzip, corrupt, truncated
+ * or followed by other bytes; ERR_NOMEM; ERR_INVAL.
  */
 int gzip_decompress(const void *in, size_t len, size_t max, void **out,
                     size_t *out_len);
