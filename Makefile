@@ -22,11 +22,11 @@ DESTDIR    ?=
 CC       ?= cc
 BUILD    ?= build
 SAN      ?=
-PKGS     := libcurl jansson openssl libuv yaml-0.1 zlib expat libdeflate
+PKGS     := libcurl jansson openssl libuv yaml-0.1 zlib expat libdeflate libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ifeq ($(PKG_LIBS),)
-PKG_LIBS := -lcurl -ljansson -lssl -lcrypto -luv -lyaml -lz -lexpat -ldeflate
+PKG_LIBS := -lcurl -ljansson -lssl -lcrypto -luv -lyaml -lz -lexpat -ldeflate -lmicrohttpd
 endif
 
 WARN     := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \

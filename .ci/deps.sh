@@ -10,7 +10,7 @@ pkgs=(
   build-essential pkg-config clang llvm libclang-rt-14-dev valgrind
   libcurl4-openssl-dev libjansson-dev libssl-dev libuv1-dev libyaml-dev
   zlib1g-dev libdeflate-dev libexpat1-dev libcmocka-dev
-  libyajl-dev python3 ca-certificates openssl curl
+  libyajl-dev libmicrohttpd-dev python3 ca-certificates openssl curl
 )
 
 missing=()
