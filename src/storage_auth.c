@@ -353,6 +353,9 @@ storage_url_decode(const char *s, size_t len, struct buf *out)
     else
       rc = buf_putc(out, s[i]);
   }
+  /* buf_reserve alone leaves no terminator when nothing was appended. */
+  if(!rc && out->data)
+    out->data[out->len] = '\0';
   return rc;
 }
 
