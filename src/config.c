@@ -43,6 +43,7 @@
 /* Enum fields are written through an int pointer by the table code. */
 _Static_assert(sizeof(enum config_auth) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_after_ingest) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_start_from) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_dest_type) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_compression) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_cred_method) == sizeof(int), "enum size");
@@ -1324,7 +1325,11 @@ set_leaf(struct loader *L, yaml_document_t *doc, int idx, int file,
     return;
   }
   text = L->val.data;
-  if((k->flags & KF_SECRET) && *text && st->set[!file]) {
+  /* For a secret, "" means not set: it must neither conflict with nor
+     overwrite a value that its other form gave. */
+  if((k->flags & KF_SECRET) && !*text)
+    return;
+  if((k->flags & KF_SECRET) && st->set[!file]) {
     key_path(k, !file, other, sizeof(other));
     error_at(L, &kn->start_mark, path, "cannot be used together with %s",
              other);
@@ -1333,8 +1338,6 @@ set_leaf(struct loader *L, yaml_document_t *doc, int idx, int file,
   if(file) {
     char *p;
 
-    if(!*text)
-      return;
     if(check_text(L->val.data, why, sizeof(why))) {
       error_at(L, &v->start_mark, path, "%s", why);
       return;
