@@ -177,10 +177,6 @@ gzip_decompress(const void *in, size_t len, size_t max, void **out,
     max = ((size_t)-1) / 2;
   buf_init(&b, max + 1);
   memset(&zs, 0, sizeof(zs));
-  if(!len) {
-    rc = ERR_PARSE;
-    goto out;
-  }
   zrc = inflateInit2(&zs, 16 + MAX_WBITS);
   if(zrc != Z_OK) {
     rc = gzip_zerr(zrc);
@@ -207,15 +203,12 @@ gzip_decompress(const void *in, size_t len, size_t max, void **out,
       /*
        * RFC 1952: a gzip file is a series of members, so another member may
        * follow. Anything else after a member is corrupt input, not padding
-       * to ignore: a body with trailing bytes is a bug somewhere.
+       * to ignore (a body with trailing bytes is a bug somewhere): the next
+       * round refuses it, since it does not start with a gzip header.
        */
       gzip_feed(&zs, src, len, &fed);
       if(!zs.avail_in)
         break;
-      if(zs.next_in[0] != 0x1f || (zs.avail_in > 1 && zs.next_in[1] != 0x8b)) {
-        rc = ERR_PARSE;
-        goto out;
-      }
       zrc = inflateReset(&zs);
       if(zrc != Z_OK) {
         rc = gzip_zerr(zrc);
