@@ -57,6 +57,10 @@ struct transform_opts {
   int64_t now;              /* the current time, Unix s (TimeGenerated's
                                last fallback; the caller supplies it so the
                                transform stays pure and testable) */
+  uint64_t max_input_bytes; /* transform_buffer and transform_file: cap on
+                               the (decompressed) bytes read, else
+                               ERR_TOOBIG; 0 means no cap. transform_run
+                               leaves caps to its source (source.h). */
 };
 
 /*
@@ -121,5 +125,8 @@ int transform_buffer(const void *data, size_t len,
 int transform_file(const char *path, const struct transform_opts *opts,
                    transform_emit_cb emit, void *ud,
                    struct transform_stats *stats, struct transform_error *err);
+
+/* The `transform` command's core, transform_cli_run, lives beside it. */
+#include "transform_cli.h"
 
 #endif
