@@ -120,13 +120,17 @@ on_record(void *ud, const struct transform_record *rec)
   return 0;
 }
 
+/*
+ * Says why path failed. The transform fills err for bad input and may for
+ * other failures (a size cap, say); err is borrowed and may be empty.
+ */
 static void
 report_error(const char *path, int rc, const struct transform_error *err)
 {
-  if(rc == ERR_PARSE)
-    fprintf(stderr, "bench_transform: %s: %s at line %" PRIu64
-            ", column %" PRIu64 " (offset %" PRIu64 ")\n", path, err->text,
-            err->line, err->column, err->offset);
+  if(err->text[0])
+    fprintf(stderr, "bench_transform: %s: %s: %s at line %" PRIu64
+            ", column %" PRIu64 " (offset %" PRIu64 ")\n", path,
+            err_str(rc), err->text, err->line, err->column, err->offset);
   else
     fprintf(stderr, "bench_transform: %s: %s\n", path, err_str(rc));
 }

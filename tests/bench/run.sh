@@ -25,12 +25,15 @@
 # the same number of records (the corpus generator's count), and for a
 # sample of about 20 reports the C records (from `spectra-sentinel transform`
 # when the CLI works, else from bench_transform -d) must equal the
-# baseline's as parsed JSON.
+# baseline's as parsed JSON. And since skipping validation would make any
+# transform look fast, it checks that two broken copies of the largest
+# report (an invalid UTF-8 byte past the middle, a truncation) are rejected
+# with no record emitted.
 #
 # Exit status: 0 when everything ran, whether the targets were met or not
 # (this is a measurement, not a test); 1 when a build or a tool failed or
 # the record counts disagree. Set BENCH_STRICT=1 to make record mismatches
-# in the sample fatal too.
+# in the sample and accepted broken copies fatal too.
 #
 # Environment: BUILD (build directory, default build), CC (default cc),
 # BENCH_MB (corpus size, default 100), BENCH_SEED (default 1), BENCH_RUNS
@@ -275,12 +278,44 @@ else
   say "equivalence: MISMATCH in $nbad of $nsample reports"
 fi
 
+# --- bad input is still rejected -----------------------------------------
+# A transform can look fast by not validating what it skips. yajl checks
+# every byte, so the comparison is fair only if the transform rejects, with
+# no record emitted, the largest report of the corpus broken deep inside:
+# an invalid UTF-8 byte in a string past the middle, and the report cut in
+# half.
+big=$("$PY" -c '
+import os, sys
+print(max((l.strip() for l in open(sys.argv[1]) if l.strip()),
+          key=os.path.getsize))' "$manifest")
+"$PY" - "$big" "$tmp" <<'EOF'
+import sys
+data = open(sys.argv[1], "rb").read()
+at = data.index(b'":"', len(data) // 2) + 3
+open(sys.argv[2] + "/bad-utf8.json", "wb").write(data[:at] + b"\xff" + data[at:])
+open(sys.argv[2] + "/truncated.json", "wb").write(data[:len(data) // 2])
+EOF
+nreject=0
+for bad in bad-utf8 truncated; do
+  if produce "$tmp/$bad.json" >"$tmp/bad.ndjson" 2>"$tmp/err"; then
+    say "rejection: MISS: $bad copy of $big was accepted"
+  elif [ -s "$tmp/bad.ndjson" ]; then
+    say "rejection: MISS: $bad copy of $big emitted records before failing"
+  else
+    nreject=$((nreject + 1))
+  fi
+done
+if [ $nreject = 2 ]; then
+  say "rejection: PASS (invalid UTF-8 and truncation rejected, no records)"
+fi
+
 {
   say "spectra-sentinel transform benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   say "corpus: $nreports reports, $nbytes bytes, $nrecords records (seed $SEED)"
   say "machine: $(nproc) cores, $(uname -m), load $(cut -d' ' -f1-3 /proc/loadavg)"
   cat "$tmp/summary"
   say "equivalence: $nbad of $nsample sampled reports differ"
+  say "rejection of broken copies: $nreject of 2"
 } >"$summary"
 say ""
 say "bench: done in $(($(date +%s) - start)) s; figures in $summary"
@@ -289,8 +324,8 @@ if [ $failed != 0 ] || [ $counts_ok != 0 ]; then
   say "bench: FAILED (a tool failed or the record counts disagree)"
   exit 1
 fi
-if [ $nbad != 0 ] && [ "$STRICT" = 1 ]; then
-  say "bench: FAILED (records differ from the baseline; BENCH_STRICT=1)"
+if { [ $nbad != 0 ] || [ $nreject != 2 ]; } && [ "$STRICT" = 1 ]; then
+  say "bench: FAILED (records differ or bad input accepted; BENCH_STRICT=1)"
   exit 1
 fi
 exit 0
