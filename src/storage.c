@@ -549,7 +549,13 @@ on_http_done(struct http_response *resp, void *ud)
             "%s", what, where, op->attempt, resp->error);
     return;
   }
-  case ERR_TOOBIG:
+  case ERR_TOOBIG: {
+    /* The engine may have refused the Content-Length before our sink saw
+       the headers; they are still readable here. */
+    const char *cl = http_response_header(resp, "Content-Length");
+
+    if(op->content_length < 0 && cl)
+      op->content_length = strtoll(cl, NULL, 10);
     if(op->content_length >= 0)
       op_fail(op, ERR_TOOBIG, resp->status, "", "%s: the blob is %lld "
               "bytes, over max_blob_bytes (%zu); refused without reading it",
@@ -559,6 +565,7 @@ on_http_done(struct http_response *resp, void *ud)
               "max_blob_bytes (%zu); the download was stopped at the cap",
               what, op->max_bytes);
     return;
+  }
   case ERR_ABORTED:
     op_fail(op, ERR_ABORTED, 0, "", "%s: cancelled", what);
     return;

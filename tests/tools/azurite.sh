@@ -7,6 +7,7 @@
 #                           blob endpoint of devstoreaccount1)
 #   azurite_stop            stops it by PID (call it from an EXIT trap)
 # Needs tests/node_modules (make deps). Output goes to WORKDIR/azurite.log.
+# Safe under set -euo pipefail.
 
 azurite_start() {
   local work=$1 top bin i
@@ -23,7 +24,7 @@ azurite_start() {
   AZURITE_PORT=
   for i in $(seq 1 300); do
     AZURITE_PORT=$(grep -o 'successfully listen[a-z]* [a-z]* http://127\.0\.0\.1:[0-9]*' \
-                   "$work/azurite.log" | head -1 | sed 's/.*://')
+                   "$work/azurite.log" | head -1 | sed 's/.*://' || true)
     [ -n "$AZURITE_PORT" ] && break
     if ! kill -0 "$AZURITE_PID" 2>/dev/null; then
       echo "azurite.sh: Azurite exited:" >&2; cat "$work/azurite.log" >&2
@@ -42,8 +43,8 @@ azurite_start() {
 
 azurite_stop() {
   if [ -n "${AZURITE_PID:-}" ]; then
-    kill "$AZURITE_PID" 2>/dev/null
-    wait "$AZURITE_PID" 2>/dev/null
+    kill "$AZURITE_PID" 2>/dev/null || true
+    wait "$AZURITE_PID" 2>/dev/null || true
     AZURITE_PID=
   fi
 }
