@@ -103,8 +103,19 @@ pod image inspect -f '{{json .Config.Healthcheck}}' "$IMAGE" | grep -q healthz |
   --inMemoryPersistence --loose --skipApiVersionCheck --disableTelemetry \
   > "$tmp/azurite.log" 2>&1 &
 pids+=($!)
-python3 "$TOP/tests/container/fake_logs_ingestion.py" "$tmp/received.ndjson" \
-  > "$tmp/fake.log" 2>&1 &
+# The project's strict fake (it also checks the 17 columns and their JSON
+# types) when it is there, else the minimal one beside this script.
+tenant=00000000-0000-0000-0000-000000000001
+client_id=00000000-0000-0000-0000-000000000002
+dcr=dcr-0123456789abcdef0123456789abcdef
+if [ -f "$TOP/tests/fakes/fake_azure.py" ]; then
+  python3 "$TOP/tests/fakes/fake_azure.py" --port-file "$tmp/fake.port" \
+    --tenant "$tenant" --client "$client_id:secret:$client_secret" --dcr "$dcr" \
+    --records "$tmp/received.ndjson" --require-gzip > "$tmp/fake.log" 2>&1 &
+else
+  python3 "$TOP/tests/container/fake_logs_ingestion.py" "$tmp/received.ndjson" \
+    > "$tmp/fake.log" 2>&1 &
+fi
 pids+=($!)
 wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds
   local t=$1; shift
@@ -128,10 +139,15 @@ wait_running() {  # wait_running SECONDS NAME COMMAND...: COMMAND, while NAME ru
 }
 wait_for 30 grep -q 'listens on http://127.0.0.1:[0-9]*' "$tmp/azurite.log" || {
   cat "$tmp/azurite.log"; echo "FAIL: Azurite did not start"; exit 1; }
-wait_for 10 grep -q 'listening on' "$tmp/fake.log" || {
+fake_port() {
+  if [ -s "$tmp/fake.port" ]; then cat "$tmp/fake.port"
+  else sed -n 's/^listening on \([0-9]*\)$/\1/p' "$tmp/fake.log"; fi
+}
+fake_up() { [ -n "$(fake_port)" ]; }
+wait_for 10 fake_up || {
   cat "$tmp/fake.log"; echo "FAIL: the fake ingestion service did not start"; exit 1; }
 blob_port=$(sed -n 's|.*listens on http://127.0.0.1:\([0-9]*\).*|\1|p' "$tmp/azurite.log" | head -1)
-fake_port=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$tmp/fake.log")
+fake_port=$(fake_port)
 conn="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$account_key;BlobEndpoint=http://127.0.0.1:$blob_port/devstoreaccount1;"
 
 mkdir -p "$tmp/samples"
@@ -203,10 +219,9 @@ run_container() {
     -e SPECTRA_STORAGE_CONTAINER=reports -e SPECTRA_STORAGE_PREFIX=in/ \
     -e SPECTRA_POLL_INTERVAL=1s \
     -e SPECTRA_DCE_ENDPOINT="http://127.0.0.1:$fake_port" \
-    -e SPECTRA_DCR_IMMUTABLE_ID=dcr-0123456789abcdef0123456789abcdef \
+    -e SPECTRA_DCR_IMMUTABLE_ID="$dcr" \
     -e SPECTRA_CREDENTIAL_METHOD=client_secret \
-    -e AZURE_TENANT_ID=00000000-0000-0000-0000-000000000001 \
-    -e AZURE_CLIENT_ID=00000000-0000-0000-0000-000000000002 \
+    -e AZURE_TENANT_ID="$tenant" -e AZURE_CLIENT_ID="$client_id" \
     -e AZURE_CLIENT_SECRET="$client_secret" \
     -e AZURE_AUTHORITY_HOST="http://127.0.0.1:$fake_port" \
     -e SPECTRA_LOG_LEVEL=debug \
