@@ -28,7 +28,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # The driver, built the way the library was (sanitizers included).
 cflags=(-std=c11 -D_GNU_SOURCE "-DSS_VERSION=\"test\"" -I"$TOP/include" -g -O1)
-if nm "$BUILD/libspectra.a" 2>/dev/null | grep -q __asan_; then
+if nm "$BUILD/libspectra.a" 2>/dev/null | grep __asan_ >/dev/null; then
   cflags+=(-fsanitize=address,undefined -fno-omit-frame-pointer)
 fi
 # shellcheck disable=SC2046
