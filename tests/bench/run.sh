@@ -37,8 +37,14 @@
 #
 # Environment: BUILD (build directory, default build), CC (default cc),
 # BENCH_MB (corpus size, default 100), BENCH_SEED (default 1), BENCH_RUNS
-# (default 5), BENCH_BUDGET (seconds for the timed runs, default 240),
-# BENCH_SAMPLE (reports in the equivalence check, default 20).
+# (default 5), BENCH_BUDGET (seconds for the timed runs, default 150),
+# BENCH_SAMPLE (reports in the equivalence check, default 20), BENCH_GZIP
+# (0 skips the compression benchmark), BENCH_GZIP_RUNS (default 3).
+#
+# When tests/bench/bench_gzip.c exists, its compression benchmark (its own
+# synthetic request bodies; see docs/performance.md, "Compression") runs
+# after the transform figures, with GZIP_RUNS runs so that the whole of
+# `make bench` stays within about five minutes on two cores.
 #
 # The corpus is cached under bench-out/ (gitignored) and generated only when
 # missing. Results are also written to bench-out/results-latest.txt.
@@ -52,9 +58,11 @@ PY=/usr/bin/python3
 MB=${BENCH_MB:-100}
 SEED=${BENCH_SEED:-1}
 RUNS=${BENCH_RUNS:-5}
-BUDGET=${BENCH_BUDGET:-240}
+BUDGET=${BENCH_BUDGET:-150}
 SAMPLE=${BENCH_SAMPLE:-20}
 STRICT=${BENCH_STRICT:-0}
+GZIP=${BENCH_GZIP:-1}
+GZIP_RUNS=${BENCH_GZIP_RUNS:-3}
 
 out=bench-out
 corpus=$out/corpus-s$SEED-${MB}mb
@@ -309,6 +317,25 @@ if [ $nreject = 2 ]; then
   say "rejection: PASS (invalid UTF-8 and truncation rejected, no records)"
 fi
 
+# --- compression (tests/bench/bench_gzip.c, kept by its author) ----------
+: >"$tmp/gzip"
+if [ "$GZIP" = 1 ] && [ -f tests/bench/bench_gzip.c ]; then
+  say ""
+  say "== compression: bench_gzip -r $GZIP_RUNS"
+  # shellcheck disable=SC2086
+  if ! $CC $cflags -o "$bdir/bench_gzip" tests/bench/bench_gzip.c \
+       "$BUILD/libspectra.a" $libs -lpthread -lm; then
+    say "bench: building bench_gzip failed"
+    failed=1
+  elif ! "$bdir/bench_gzip" -r "$GZIP_RUNS" >"$tmp/gzip" 2>&1; then
+    cat "$tmp/gzip"
+    say "bench: bench_gzip failed"
+    failed=1
+  else
+    cat "$tmp/gzip"
+  fi
+fi
+
 {
   say "spectra-sentinel transform benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   say "corpus: $nreports reports, $nbytes bytes, $nrecords records (seed $SEED)"
@@ -316,6 +343,10 @@ fi
   cat "$tmp/summary"
   say "equivalence: $nbad of $nsample sampled reports differ"
   say "rejection of broken copies: $nreject of 2"
+  if [ -s "$tmp/gzip" ]; then
+    say ""
+    cat "$tmp/gzip"
+  fi
 } >"$summary"
 say ""
 say "bench: done in $(($(date +%s) - start)) s; figures in $summary"
