@@ -25,8 +25,8 @@
 #include "log.h"
 
 #define SECRETS_DIR "tests/data/config/secrets"
-#define ACCOUNT_KEY "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6" \
-  "tq/K1SZFPTOtr/KBHBeksoGMGw=="
+#define ACCOUNT_KEY "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsu" \
+                    "Fq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 #define CLIENT_SECRET "test~client~secret~Q8x7Z"
 
 /* A valid source and destination, three lines each, for the cases below. */
