@@ -17,7 +17,10 @@
 
 /*
  * The level the daemon uses, chosen by measurement (tests/bench/bench_gzip.c,
- * docs/performance.md "Compression").
+ * docs/performance.md "Compression"): level 1 compresses 1 MB bodies at
+ * about 200 MB/s per core with a ratio of 4.3 to 4.7; level 6 sends 11% to
+ * 16% fewer bytes for about three times the CPU, which is more than the
+ * transform itself spends on the same records.
  */
 #define GZIP_DEFAULT_LEVEL 1
 
@@ -27,7 +30,8 @@ struct gzip_compressor;
  * Creates a compressor for level (GZIP_MIN_LEVEL..GZIP_MAX_LEVEL, 1 =
  * fastest). Returns 0 and *out, owned by the caller and freed with
  * gzip_compressor_destroy; ERR_INVAL for a bad level; ERR_NOMEM. A
- * compressor holds about 1 MB of working memory and is not thread-safe: one
+ * compressor holds working memory (libdeflate 1.14: 0.2 MB at level 1,
+ * 0.7 MB at levels 3 and 6, 9 MB at level 12) and is not thread-safe: one
  * per thread, reused for every body that thread compresses.
  */
 int gzip_compressor_create(int level, struct gzip_compressor **out);
