@@ -387,13 +387,15 @@ batcher_batch_create(const struct batcher_body *body, uint64_t from,
   end = body->offsets[to];
   if(!start || end <= start || end > body->len)
     return ERR_INVAL;
-  /* The records and the commas between them, without the last separator. */
+  /* The records and the commas between them, without the last separator,
+   * in brackets. A body of n records has at least 2n bytes, so n * 16
+   * cannot overflow; the check is for a corrupt view. */
   jlen = end - 1 - start + 2;
+  if(n > jlen || jlen > ((size_t)-1) / 4)
+    return ERR_INVAL;
   t_at = align_up(sizeof(*b));
   o_at = align_up(t_at + n * sizeof(int64_t));
   j_at = o_at + (n + 1) * sizeof(size_t);
-  if(n > ((size_t)-1) / 32 || jlen > ((size_t)-1) - j_at - 1)
-    return ERR_NOMEM;
   b = malloc(j_at + jlen + 1);
   if(!b)
     return ERR_NOMEM;

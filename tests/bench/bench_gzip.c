@@ -139,7 +139,8 @@ static const char *const string_categories[] = {
 };
 
 static const char *const unicode_names[] = {
-  "счёт-фактура", "文档", "Rechnung_März", "factura_año", "προσφορά", "請求書",
+  "счёт-фактура", "文档", "Rechnung_März", "factura_año", "προσφορά",
+  "請求書",
 };
 
 static const char *const tlds[] = { "com", "net", "org", "ru", "xyz", "info" };

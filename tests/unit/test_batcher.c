@@ -938,7 +938,8 @@ test_clamp_low_level(void **state)
 
   /* A record without the layout: ERR_PARSE and nothing changes at all. */
   free(r[1].json);
-  r[1].json = strdup("{\"task_id\":\"1\",\"TimeGenerated\":\"2026-01-01T00:00:00Z\"}");
+  r[1].json = strdup("{\"task_id\":\"1\","
+                     "\"TimeGenerated\":\"2026-01-01T00:00:00Z\"}");
   r[1].len = strlen(r[1].json);
   r[2] = make_record(2, now - 48 * h, 60);
   free(r[0].json);
