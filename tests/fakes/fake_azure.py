@@ -36,7 +36,8 @@ Control (for the test scripts, on the same port, under /_fake/):
   POST /_fake/faults   body: JSON list of faults queued for a role
        {"role":"ingest"|"token"|"imds"|"appservice"|"arc",
         "status":429, "headers":{"Retry-After":"2"}, "body":{...},
-        "drop":true (close without answering), "delay":2.5 (seconds before
+        "drop":true (close without answering), "truncate":true (close in
+        the middle of an answer), "delay":2.5 (seconds before
         answering; without status or drop the request is then served
         normally), "skip":n (let n requests of the role pass first)}
   POST /_fake/config   body: JSON object merged into the settings
@@ -238,6 +239,19 @@ class Handler(BaseHTTPRequestHandler):
         self.server.state.count(role + "_faults")
         if f.get("delay"):
             time.sleep(float(f["delay"]))
+        if f.get("truncate"):
+            # A response cut short: the headers promise more than is sent.
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: "
+                             b"application/json\r\nContent-Length: 1000"
+                             b"\r\n\r\n{\"partial\":")
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.shutdown(2)
+            except OSError:
+                pass
+            self.last_status = 0
+            return True
         if f.get("drop"):
             self.close_connection = True
             try:

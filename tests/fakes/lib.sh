@@ -9,6 +9,11 @@ set -u
 : "${TOP:?}" "${BUILD:?}"
 PY=/usr/bin/python3
 WORK=$(mktemp -d /tmp/ss-fake-test.XXXXXX)
+# The credential chain reads these; a test sets what it needs per command.
+unset AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET \
+  AZURE_CLIENT_CERTIFICATE_PATH AZURE_CLIENT_CERTIFICATE_PASSWORD \
+  AZURE_FEDERATED_TOKEN_FILE AZURE_AUTHORITY_HOST IDENTITY_ENDPOINT \
+  IDENTITY_HEADER IMDS_ENDPOINT
 FAKE_PIDS=()
 
 cleanup_fakes() {
@@ -21,9 +26,9 @@ cleanup_fakes() {
 trap cleanup_fakes EXIT
 
 fail() {
-  echo "FAIL: $*" >&2
+  echo "FAIL: $*" | cut -c1-3000 >&2
   for f in "$WORK"/*.err "$WORK"/*.out; do
-    [ -s "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }
+    [ -s "$f" ] && { echo "--- $f" >&2; tail -20 "$f" | cut -c1-600 >&2; }
   done
   exit 1
 }
@@ -87,4 +92,17 @@ fake_stat() {
 # (bound to d).
 json_get() {
   "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
+}
+
+# drive NAME TOOL ARGS...: runs $WORK/TOOL with ARGS, output in
+# $WORK/NAME.out and $WORK/NAME.err. A tool that crashes, or that a
+# sanitizer stops (ASan, UBSan, LeakSanitizer), fails the test; exit 0 and
+# 3 (a provider that cannot be created) are for the caller to judge.
+drive() {
+  local name=$1 tool=$2 rc=0; shift 2
+  "$WORK/$tool" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+  if grep -q 'Sanitizer\|runtime error:' "$WORK/$name.err"; then
+    fail "$name: sanitizer report"
+  fi
+  [ $rc -eq 0 ] || [ $rc -eq 3 ] || fail "$name: $tool exited with $rc"
 }

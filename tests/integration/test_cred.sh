@@ -8,7 +8,6 @@
 . "$TOP/tests/fakes/lib.sh"
 
 compile_tool cred_driver
-D=$WORK/cred_driver
 
 # A test certificate with its key, and an unregistered one.
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/k.pem" \
@@ -42,14 +41,14 @@ expect_ok() {
 }
 
 # client_secret, with a secret that needs form encoding.
-"$D" --method client_secret "${AUTH[@]}" --client-id app-secret \
-  --secret "$SECRET" get >"$WORK/s.out" 2>"$WORK/s.err"
+drive s cred_driver --method client_secret "${AUTH[@]}" --client-id app-secret \
+  --secret "$SECRET" get
 expect_ok "$WORK/s.out"
 ok "client_secret"
 
 # A wrong secret: Entra's error code and description, never the secret.
-"$D" --method client_secret "${AUTH[@]}" --client-id app-secret \
-  --secret "wrong-$SECRET" get >"$WORK/s2.out" 2>"$WORK/s2.err"
+drive s2 cred_driver --method client_secret "${AUTH[@]}" --client-id app-secret \
+  --secret "wrong-$SECRET" get
 grep -q '^err AUTH .*401 invalid_client: AADSTS7000215: Invalid client secret' \
   "$WORK/s2.out" || fail "wrong secret: $(cat "$WORK/s2.out")"
 ! grep -q "wrong-" "$WORK/s2.out" "$WORK/s2.err" || fail "the secret leaked"
@@ -58,9 +57,8 @@ ok "client_secret refused with Entra's error, secret not shown"
 # client_certificate, PS256 (x5t#S256) and RS256 (x5t); two tokens each, so
 # the fake's jti replay check sees two assertions.
 for alg in ps256 rs256; do
-  "$D" --method client_certificate "${AUTH[@]}" --client-id app-cert \
-    --cert "$WORK/client.pem" --alg $alg get invalidate get \
-    >"$WORK/c-$alg.out" 2>"$WORK/c-$alg.err"
+  drive c-$alg cred_driver --method client_certificate "${AUTH[@]}" --client-id app-cert \
+    --cert "$WORK/client.pem" --alg $alg get invalidate get
   expect_ok "$WORK/c-$alg.out"
   [ "$(grep -c '^ok' "$WORK/c-$alg.out")" = 2 ] || fail "$alg: two tokens"
   grep -q "describe client_certificate (${alg^^})" "$WORK/c-$alg.out" ||
@@ -69,24 +67,23 @@ done
 ok "client_certificate PS256 and RS256 verified by the fake"
 
 # A certificate the application does not have: the thumbprint is refused.
-"$D" --method client_certificate "${AUTH[@]}" --client-id app-cert \
-  --cert "$WORK/other.pem" get >"$WORK/c3.out" 2>"$WORK/c3.err"
+drive c3 cred_driver --method client_certificate "${AUTH[@]}" --client-id app-cert \
+  --cert "$WORK/other.pem" get
 grep -q '^err AUTH .*invalid_client: AADSTS700027' "$WORK/c3.out" ||
   fail "unregistered certificate: $(cat "$WORK/c3.out")"
 ok "an unregistered certificate is refused"
 
 # A PEM without a key fails at creation with a clear reason.
-"$D" --method client_certificate "${AUTH[@]}" --client-id app-cert \
-  --cert "$WORK/c.pem" get >"$WORK/c4.out" 2>"$WORK/c4.err"
+drive c4 cred_driver --method client_certificate "${AUTH[@]}" --client-id app-cert \
+  --cert "$WORK/c.pem" get
 grep -q '^create err CONFIG' "$WORK/c4.out" || fail "key-less PEM accepted"
 grep -q 'no usable private key' "$WORK/c4.err" || fail "key-less PEM message"
 ok "a PEM without its key is a configuration error"
 
 # workload_identity: the file is read for every token request, so a
 # rotation is picked up (the fake accepts only the current contents).
-"$D" --method workload_identity "${AUTH[@]}" --client-id app-fed \
-  --fed-file "$WORK/fed.jwt" get sleep=2000 invalidate get \
-  >"$WORK/w.out" 2>"$WORK/w.err" &
+drive w cred_driver --method workload_identity "${AUTH[@]}" --client-id app-fed \
+  --fed-file "$WORK/fed.jwt" get sleep=2000 invalidate get &
 wpid=$!
 # Rotate only after the first token was issued with the first contents.
 for _ in $(seq 100); do
@@ -96,13 +93,13 @@ done
 grep -q '^ok' "$WORK/w.out" || fail "workload: no first token"
 echo "federated-token-v2.$RANDOM$RANDOM" >"$WORK/fed.jwt.new"
 mv "$WORK/fed.jwt.new" "$WORK/fed.jwt"
-wait $wpid
+wait $wpid || fail "workload: the driver failed"
 expect_ok "$WORK/w.out"
 [ "$(grep -c '^ok' "$WORK/w.out")" = 2 ] || fail "workload: $(cat "$WORK/w.out")"
 ok "workload_identity follows a rotated token file"
 
 # IMDS, system-assigned, through the configurable IMDS address.
-"$D" --method managed_identity --imds "$U" get >"$WORK/i.out" 2>"$WORK/i.err"
+drive i cred_driver --method managed_identity --imds "$U" get
 expect_ok "$WORK/i.out"
 grep -q 'describe managed_identity (IMDS)' "$WORK/i.out" || fail "imds describe"
 ok "managed identity: IMDS system-assigned (numbers as strings)"
@@ -110,11 +107,10 @@ ok "managed identity: IMDS system-assigned (numbers as strings)"
 # IMDS, user-assigned: the fake requires the identity.
 fake_post "$P" /_fake/config '{"imds_user":"uami-42"}'
 for sel in --mi-client-id --mi-object-id --mi-res-id; do
-  "$D" --method managed_identity --imds "$U" $sel uami-42 get \
-    >"$WORK/iu.out" 2>"$WORK/iu.err"
+  drive iu cred_driver --method managed_identity --imds "$U" $sel uami-42 get
   expect_ok "$WORK/iu.out"
 done
-"$D" --method managed_identity --imds "$U" get >"$WORK/iu2.out" 2>&1
+drive iu2 cred_driver --method managed_identity --imds "$U" get
 grep -q '^err AUTH .*Identity not found' "$WORK/iu2.out" ||
   fail "imds without the user-assigned id: $(cat "$WORK/iu2.out")"
 fake_post "$P" /_fake/config '{"imds_user":null}'
@@ -122,12 +118,12 @@ ok "managed identity: IMDS user-assigned by client_id, object_id, msi_res_id"
 
 # App Service: IDENTITY_ENDPOINT + IDENTITY_HEADER.
 IDENTITY_ENDPOINT=$U/appservice/token IDENTITY_HEADER=app-svc-header-1234 \
-  "$D" --method managed_identity get >"$WORK/a.out" 2>"$WORK/a.err"
+  drive a cred_driver --method managed_identity get
 expect_ok "$WORK/a.out"
 grep -q 'describe managed_identity (App Service)' "$WORK/a.out" ||
   fail "app service describe"
 IDENTITY_ENDPOINT=$U/appservice/token IDENTITY_HEADER=wrong-header-5678 \
-  "$D" --method managed_identity get >"$WORK/a2.out" 2>"$WORK/a2.err"
+  drive a2 cred_driver --method managed_identity get
 grep -q '^err AUTH .*X-IDENTITY-HEADER' "$WORK/a2.out" ||
   fail "app service wrong header: $(cat "$WORK/a2.out")"
 ok "managed identity: App Service"
@@ -135,8 +131,7 @@ ok "managed identity: App Service"
 # Azure Arc: IDENTITY_ENDPOINT + IMDS_ENDPOINT, the 401 challenge and the key
 # file in the (test) token directory.
 IDENTITY_ENDPOINT=$U/arc/token IMDS_ENDPOINT=$U \
-  "$D" --method managed_identity --arc-key-dir "$WORK/arc-tokens" get \
-  >"$WORK/r.out" 2>"$WORK/r.err"
+  drive r cred_driver --method managed_identity --arc-key-dir "$WORK/arc-tokens" get
 expect_ok "$WORK/r.out"
 grep -q 'describe managed_identity (Azure Arc)' "$WORK/r.out" || fail "arc"
 [ "$(fake_stat "$P" arc_challenges)" = 1 ] || fail "arc challenge count"
@@ -147,8 +142,7 @@ for realm in "$WORK/elsewhere/x.key" /etc/passwd \
              "$WORK/arc-tokens/../elsewhere/x.key"; do
   fake_post "$P" /_fake/config "{\"arc_realm\":\"$realm\"}"
   IDENTITY_ENDPOINT=$U/arc/token IMDS_ENDPOINT=$U \
-    "$D" --method managed_identity --arc-key-dir "$WORK/arc-tokens" get \
-    >"$WORK/r2.out" 2>"$WORK/r2.err"
+    drive r2 cred_driver --method managed_identity --arc-key-dir "$WORK/arc-tokens" get
   grep -q "^err AUTH .*which is not a .key file in" "$WORK/r2.out" ||
     fail "arc realm $realm: $(cat "$WORK/r2.out")"
 done
@@ -158,35 +152,33 @@ ok "managed identity: Azure Arc challenge, .key path rule enforced"
 # The default chain: environment first...
 AZURE_TENANT_ID=tenant-1 AZURE_CLIENT_ID=app-secret \
   AZURE_CLIENT_SECRET=$SECRET AZURE_AUTHORITY_HOST=$U \
-  "$D" get >"$WORK/d1.out" 2>"$WORK/d1.err"
+  drive d1 cred_driver get
 expect_ok "$WORK/d1.out"
 grep -q 'describe default: client_secret' "$WORK/d1.out" || fail "default 1"
 AZURE_TENANT_ID=tenant-1 AZURE_CLIENT_ID=app-cert \
   AZURE_CLIENT_CERTIFICATE_PATH=$WORK/client.pem AZURE_AUTHORITY_HOST=$U \
-  "$D" get >"$WORK/d2.out" 2>"$WORK/d2.err"
+  drive d2 cred_driver get
 expect_ok "$WORK/d2.out"
 grep -q 'describe default: client_certificate' "$WORK/d2.out" ||
   fail "default 2"
 AZURE_TENANT_ID=tenant-1 AZURE_CLIENT_ID=app-fed \
   AZURE_FEDERATED_TOKEN_FILE=$WORK/fed.jwt AZURE_AUTHORITY_HOST=$U \
-  "$D" get >"$WORK/d3.out" 2>"$WORK/d3.err"
+  drive d3 cred_driver get
 expect_ok "$WORK/d3.out"
 grep -q 'describe default: workload_identity' "$WORK/d3.out" || fail "default 3"
 # ...then managed identity.
-env -u AZURE_TENANT_ID -u AZURE_CLIENT_ID "$D" --imds "$U" get \
-  >"$WORK/d4.out" 2>"$WORK/d4.err"
+drive d4 cred_driver --imds "$U" get
 expect_ok "$WORK/d4.out"
 grep -q 'describe default: managed_identity (IMDS)' "$WORK/d4.out" ||
   fail "default 4"
 ok "default chain: secret, certificate, workload identity, managed identity"
 
 # The storage scope: the same methods, another audience.
-"$D" --method client_secret "${AUTH[@]}" --client-id app-secret \
-  --secret "$SECRET" --scope https://storage.azure.com/.default get \
-  >"$WORK/st.out" 2>"$WORK/st.err"
+drive st cred_driver --method client_secret "${AUTH[@]}" --client-id app-secret \
+  --secret "$SECRET" --scope https://storage.azure.com/.default get
 expect_ok "$WORK/st.out"
-"$D" --method managed_identity --imds "$U" \
-  --scope https://storage.azure.com/.default get >"$WORK/st2.out" 2>&1
+drive st2 cred_driver --method managed_identity --imds "$U" \
+  --scope https://storage.azure.com/.default get
 expect_ok "$WORK/st2.out"
 ok "storage scope (source.auth: entra)"
 

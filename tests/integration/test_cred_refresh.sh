@@ -6,7 +6,6 @@
 . "$TOP/tests/fakes/lib.sh"
 
 compile_tool cred_driver
-D=$WORK/cred_driver
 start_fake A --client "app1:secret:s3cr3t-value-1" --expires-in 4
 P=$PORT_A
 ARGS=(--method client_secret --authority "http://127.0.0.1:$P"
@@ -20,15 +19,14 @@ tokens() {
 
 # Refresh ahead: the token lives 4 s and is refreshed after 2 s; until then
 # the cache answers; the refresh itself still answers with the old token.
-"$D" "${ARGS[@]}" get sleep=500 get sleep=1700 get sleep=400 get stats \
-  >"$WORK/r.out" 2>"$WORK/r.err"
+drive r cred_driver "${ARGS[@]}" get sleep=500 get sleep=1700 get sleep=400 get stats
 [ "$(tokens "$WORK/r.out")" = AAAB ] || fail "refresh: $(cat "$WORK/r.out")"
 grep -q 'stats requests=2 failures=0' "$WORK/r.out" || fail "refresh stats"
 ok "refreshed ahead of a short expiry, cached until then"
 
 # Coalescing: five callers, one request.
 before=$(fake_stat "$P" token_requests)
-"$D" "${ARGS[@]}" burst=5 stats >"$WORK/b.out" 2>"$WORK/b.err"
+drive b cred_driver "${ARGS[@]}" burst=5 stats
 [ "$(tokens "$WORK/b.out")" = AAAAA ] || fail "burst: $(cat "$WORK/b.out")"
 [ $(( $(fake_stat "$P" token_requests) - before )) = 1 ] ||
   fail "five concurrent callers made more than one token request"
@@ -40,9 +38,8 @@ ok "concurrent callers share one token request"
 # the jitter, the fifth (3.5 s) must be B, and no answer is an error.
 fake_post "$P" /_fake/faults \
   '[{"role":"token","skip":1,"status":500,"body":{"error":"temporarily_unavailable","error_description":"AADSTS50196: try later"}}]'
-"$D" "${ARGS[@]}" --backoff-base-ms 600 --backoff-cap-ms 600 \
-  get sleep=2200 get sleep=100 get sleep=900 get sleep=300 get stats \
-  >"$WORK/f.out" 2>"$WORK/f.err"
+drive f cred_driver "${ARGS[@]}" --backoff-base-ms 600 --backoff-cap-ms 600 \
+  get sleep=2200 get sleep=100 get sleep=900 get sleep=300 get stats
 [[ "$(tokens "$WORK/f.out")" =~ ^AAA[AB]B$ ]] ||
   fail "failed refresh: $(cat "$WORK/f.out")"
 grep -q 'stats requests=3 failures=1' "$WORK/f.out" ||
@@ -54,8 +51,8 @@ ok "a failed refresh backs off and keeps the old token"
 # When every refresh fails, the token expires and callers get the error.
 fake_post "$P" /_fake/faults \
   '[{"role":"token","skip":1,"status":503},{"role":"token","status":503},{"role":"token","status":503},{"role":"token","status":503},{"role":"token","status":503},{"role":"token","status":503}]'
-"$D" "${ARGS[@]}" --backoff-base-ms 700 --backoff-cap-ms 700 \
-  get sleep=4300 get >"$WORK/e.out" 2>"$WORK/e.err"
+drive e cred_driver "${ARGS[@]}" --backoff-base-ms 700 --backoff-cap-ms 700 \
+  get sleep=4300 get
 [ "$(tokens "$WORK/e.out")" = AE ] || fail "expiry: $(cat "$WORK/e.out")"
 grep -q '^err NET .*answered HTTP 503' "$WORK/e.out" ||
   fail "expiry error: $(cat "$WORK/e.out")"
