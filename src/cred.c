@@ -462,7 +462,12 @@ submit(struct cred *c, const char *arc_key)
                                    "application/x-www-form-urlencoded");
     if(rc)
       goto out;
-    http_request_set_body_owned(r, buf_detach(&form, NULL), form.len);
+    {
+      size_t len;
+      char *body = buf_detach(&form, &len);
+
+      http_request_set_body_owned(r, body, len);
+    }
   }
   else {
     rc = http_request_create(c->http, "GET", c->mi_url, &r);

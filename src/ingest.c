@@ -526,7 +526,7 @@ prep_done(uv_work_t *w, int status)
   }
   ing->stats.clamped += p->clamped;
   if(p->clamped)
-    log_info(MOD, "set TimeGenerated of %llu records to the send time "
+    log_debug(MOD, "set TimeGenerated of %llu records to the send time "
              "(outside the 47 h / 23 h window Azure keeps)",
              (unsigned long long)p->clamped);
   rc = jwt_uuid(p->request_id);
