@@ -53,8 +53,10 @@
  * token is used until it expires; a caller that needs a token when there is
  * no valid one, during the back-off, gets the last error at once.
  *
- * Secrets: every token, client secret, assertion and Arc key is registered
- * with log_secret_add() and never formatted into a message; error texts
+ * Secrets: access tokens, the client secret, the certificate password,
+ * federated tokens, the App Service header and Arc keys are registered with
+ * log_secret_add(); none is ever formatted into a message (nor are the
+ * short-lived signed assertions, which are not registered). Error texts
  * carry the service's error code and description, never a request body.
  *
  * Threading: loop thread only (the provider uses the HTTP engine). No libuv

@@ -409,7 +409,9 @@ entra_form(struct cred *c, struct buf *form)
                err_str(rc));
       return ERR_CONFIG;
     }
-    (void)log_secret_add(assertion);
+    /* Not registered with log_secret_add: a signed assertion lives 10
+       minutes, is never formatted anywhere, and registering one per
+       refresh would grow the scrub list for the daemon's whole life. */
     rc = put_param(form, "client_assertion_type", JWT_BEARER);
     if(!rc)
       rc = put_param(form, "client_assertion", assertion);
