@@ -11,8 +11,8 @@
 # The configuration is deploy/container/spectra-sentinel.yaml, which takes
 # every value from an environment variable; mount a file of your own over
 # /etc/spectra-sentinel/spectra-sentinel.yaml to replace it. docs/install.md
-# has the details. The HEALTHCHECK needs the image's own metrics listener on
-# port 9464 (metrics.listen: 0.0.0.0:9464 in that file); podman keeps a
+# has the details. The HEALTHCHECK needs the metrics listener, which that
+# file puts on $SPECTRA_METRICS_LISTEN (default 0.0.0.0:9464); podman keeps a
 # HEALTHCHECK only in the docker image format (podman build --format docker).
 
 ARG BASE=docker.io/library/debian:bookworm-slim
@@ -57,7 +57,10 @@ EXPOSE 9464
 # shutdown_timeout (default 30s), exit 0. Give the container a stop timeout
 # above that (podman/docker stop -t 45).
 STOPSIGNAL SIGTERM
+# The metrics listener (metrics.listen) comes from SPECTRA_METRICS_LISTEN;
+# the health check asks /healthz on its port.
+ENV SPECTRA_METRICS_LISTEN=0.0.0.0:9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["curl", "-fsS", "--max-time", "4", "-o", "/dev/null", "http://127.0.0.1:9464/healthz"]
+  CMD curl -fsS --max-time 4 -o /dev/null "http://127.0.0.1:${SPECTRA_METRICS_LISTEN##*:}/healthz"
 ENTRYPOINT ["/usr/bin/spectra-sentinel"]
 CMD ["run", "-c", "/etc/spectra-sentinel/spectra-sentinel.yaml"]

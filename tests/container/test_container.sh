@@ -28,7 +28,6 @@ IMAGE=${IMAGE:-localhost/spectra-sentinel:test}
 BASE=docker.io/library/debian:bookworm-slim
 CACHE=${CACHE:-/var/tmp/spectra-sentinel-container}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
-METRICS_PORT=9464   # fixed by the image's configuration and HEALTHCHECK
 name=spectra-sentinel-test-$$
 account_key='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 client_secret=container-test-client-secret-$$-$RANDOM
@@ -209,8 +208,9 @@ const fs = require("fs"), path = require("path");
 })().catch(e => { console.error(e); process.exit(1); });'
 
 # 4. The container, configured by environment variables only.
-python3 -c "import socket; s = socket.socket(); s.bind(('0.0.0.0', $METRICS_PORT))" 2>/dev/null || {
-  echo "FAIL: port $METRICS_PORT is in use; the test runs the container on the host network"; exit 1; }
+# On the host network the listener needs a free port of its own; the
+# HEALTHCHECK follows SPECTRA_METRICS_LISTEN.
+METRICS_PORT=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 mkdir -p "$tmp/state" && chown 10001:10001 "$tmp/state"
 run_container() {
   pod run -d --name "$1" --network=host --stop-timeout 45 --health-interval=disable \
@@ -224,7 +224,7 @@ run_container() {
     -e AZURE_TENANT_ID="$tenant" -e AZURE_CLIENT_ID="$client_id" \
     -e AZURE_CLIENT_SECRET="$client_secret" \
     -e AZURE_AUTHORITY_HOST="http://127.0.0.1:$fake_port" \
-    -e SPECTRA_LOG_LEVEL=debug \
+    -e SPECTRA_LOG_LEVEL=debug -e SPECTRA_METRICS_LISTEN="127.0.0.1:$METRICS_PORT" \
     "$IMAGE" >/dev/null 2>>"$tmp/podman.log"
 }
 log "running the container"
@@ -247,8 +247,17 @@ if wait_running 180 "$name" have_all; then
 else
   echo "FAIL: the fake received $(received) of $expected records within 180s"; fail=1
 fi
-curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" > "$tmp/metrics.txt" || {
-  echo "FAIL: /metrics did not answer"; fail=1; }
+# The daemon's own count must match what the fake accepted.
+if curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" > "$tmp/metrics.txt"; then
+  sent=$(sed -n 's/^spectra_sentinel_records_sent_total \([0-9]*\)$/\1/p' "$tmp/metrics.txt")
+  if [ "$sent" = "$(received)" ]; then
+    log "/metrics: spectra_sentinel_records_sent_total $sent, as the fake saw"
+  else
+    echo "FAIL: /metrics says ${sent:-nothing} records sent, the fake received $(received)"; fail=1
+  fi
+else
+  echo "FAIL: /metrics did not answer"; fail=1
+fi
 python3 - "$tmp/received.ndjson" <<'PY' || fail=1
 import json, re, sys
 bad = 0
@@ -260,7 +269,7 @@ sys.exit(bad)
 PY
 
 start=$(date +%s)
-pod stop -t 45 "$name" >/dev/null
+pod stop -t 45 "$name" >/dev/null 2>>"$tmp/podman.log"
 stopped=$(( $(date +%s) - start ))
 code=$(pod inspect -f '{{.State.ExitCode}}' "$name")
 [ "$code" = 0 ] && log "stopped by SIGTERM in ${stopped}s, exit 0" || {
@@ -277,7 +286,7 @@ ls "$tmp/state" | grep -q '^checkpoint' || {
 before=$(received)
 run_container "$name-2"
 sleep 8
-pod stop -t 45 "$name-2" >/dev/null
+pod stop -t 45 "$name-2" >/dev/null 2>>"$tmp/podman.log"
 if [ "$(received)" != "$before" ]; then
   echo "FAIL: a restarted container sent $(( $(received) - before )) records again"; fail=1
 else
