@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -168,6 +169,8 @@ start_server(void **state)
   if(server_pid == 0) {
     int conn_no = 0;
 
+    /* Never outlive the test process (a crash skips the teardown). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     setpgid(0, 0);
     signal(SIGCHLD, SIG_IGN);
     for(;;) {
@@ -769,6 +772,7 @@ start_tls_server(int *port)
   if(pid == 0) {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     if(!ctx ||
        SSL_CTX_use_certificate_file(ctx, "tests/data/http/server.pem",
                                     SSL_FILETYPE_PEM) != 1 ||
