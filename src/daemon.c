@@ -1,0 +1,2149 @@
+/*
+ * daemon.c: `spectra-sentinel run`, the polling pipeline of SPEC section 1.
+ *
+ * The life of a blob (a struct job):
+ *
+ *   listed --(checkpoint lane: lookup)--> QUEUED
+ *   QUEUED --(download slot)--> DOWNLOADING: Get Blob streamed to a spool
+ *       file under state.directory/spool (loop thread; writes land in the
+ *       page cache, as nginx's proxy buffering does)
+ *   --> TRANSFORMING (thread pool): transform -> batcher -> request bodies
+ *       appended to a second spool file; records too large for any body
+ *       are dead-lettered there and then
+ *   --> SHIPPING: each body, in order, is read back and handed to the
+ *       destination (at most destination.concurrency bodies at once); the
+ *       Logs Ingestion client retries, splits and bisects on its own and
+ *       reports per body how many records were acknowledged and how many
+ *       dead-lettered
+ *   --> COMMITTING (checkpoint lane): the blob is recorded done and synced
+ *   --> DELETING (after_ingest: delete, with If-Match) --> freed
+ *
+ * Bad input (not JSON, no tc_report, over max_blob_bytes) goes from
+ * TRANSFORMING straight to COMMITTING as failed, with a dead-letter
+ * reference. A transient failure (storage 5xx, network, a blob deleted or
+ * changed under us) drops the job uncommitted: the next listing finds the
+ * blob again, so nothing is skipped.
+ *
+ * The checkpoint lane: every checkpoint call (lookups included) runs on the
+ * thread pool, one batch of operations at a time, so the loop thread never
+ * waits for an fsync and the checkpoint object needs no lock. A batch holds
+ * all operations queued while the previous one ran: many commits share one
+ * fdatasync (group commit).
+ *
+ * Memory is bounded by configuration: at most MAX_JOBS jobs exist (a job is
+ * a few hundred bytes until it downloads), download_concurrency downloads
+ * stream to disk, at most pool-size transforms run, and at most
+ * destination.concurrency bodies (about 1 MB each) are in memory.
+ */
+#include "daemon.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "batcher.h"
+#include "blob_list.h"
+#include "checkpoint.h"
+#include "deadletter.h"
+#include "err.h"
+#include "filesink.h"
+#include "gzip.h"
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "metrics.h"
+#include "sdnotify.h"
+#include "storage.h"
+#include "source.h"
+#include "transform.h"
+#include "cred.h"
+
+#define MOD "daemon"
+#define MAX_JOBS 1024            /* jobs alive at once (backpressure) */
+#define LIST_PAGE 1000           /* maxresults of one List Blobs page */
+#define SOON_MS 200              /* next poll after the work drained */
+
+enum job_phase {
+  JOB_QUEUED,
+  JOB_DOWNLOADING,
+  JOB_TRANSFORMING,
+  JOB_SHIPPING,
+  JOB_COMMITTING,
+  JOB_DELETING
+};
+
+/* Where one request body sits in a job's body spool file. */
+struct body_ref {
+  uint64_t off;      /* file offset of the JSON, then offsets, then times */
+  uint64_t len;      /* JSON bytes */
+  uint64_t count;    /* records */
+  uint64_t first;    /* sequence number of the first record in the blob */
+};
+
+struct daemon;
+
+struct job {
+  struct daemon *d;
+  struct job *next;             /* the daemon's job list */
+  char *name;                   /* owned */
+  char *etag;                   /* owned */
+  int64_t last_modified;
+  uint64_t size;
+  enum job_phase phase;
+  uv_work_t work;               /* transform or body preparation */
+
+  /* DOWNLOADING */
+  int spool_fd;                 /* -1 when none */
+  uint64_t spool_bytes;
+  void *get_op;                 /* the storage operation, for cancel */
+
+  /* TRANSFORMING results (written by the worker, read after it) */
+  int body_fd;                  /* -1 when none */
+  struct body_ref *bodies;      /* owned */
+  size_t nbodies;
+  size_t bodies_cap;
+  uint64_t records;             /* records the transform produced */
+  uint64_t rejected;            /* too large for any body: dead-lettered */
+  uint64_t shrunk_records;
+  uint64_t shrunk_fields;
+  char *fail_reason;            /* owned; bad input */
+  int work_rc;                  /* 0, or why the transform could not run */
+
+  /* SHIPPING */
+  size_t next_body;             /* next body to hand to the destination */
+  size_t bodies_busy;           /* bodies being prepared or sent */
+  uint64_t acked;
+  uint64_t dead;
+};
+
+/* One checkpoint operation queued for the lane. */
+enum ckop_kind { CKOP_CLASSIFY, CKOP_BEGIN, CKOP_COMMIT, CKOP_ADVANCE };
+
+struct listed {
+  char *name;                   /* owned */
+  char *etag;                   /* owned */
+  int64_t last_modified;
+  uint64_t size;
+  enum checkpoint_state state;  /* set by the lane */
+};
+
+struct ckop {
+  struct ckop *next;
+  enum ckop_kind kind;
+  struct job *job;              /* BEGIN, COMMIT (borrowed) */
+  struct listed *items;         /* CLASSIFY (owned) */
+  size_t nitems;
+  int64_t watermark;            /* ADVANCE */
+  int rc;                       /* result, set by the lane */
+};
+
+struct daemon {
+  uv_loop_t loop;
+  char *config_path;            /* owned */
+  struct config *cfg;           /* owned */
+  struct config *next_cfg;      /* owned; a reload waiting for the drain */
+
+  struct http_engine *http;
+  struct cred *cred;            /* ingestion (and storage with entra) */
+  struct cred *storage_cred;
+  struct storage *storage;
+  struct ingest *ingest;
+  struct filesink *fsink;
+  struct deadletter *dl;
+  struct checkpoint *ck;        /* touched only by the lane */
+  struct metrics *metrics;
+  struct metrics_server *msrv;
+  char spool_dir[4096];
+
+  uv_timer_t poll_timer;
+  uv_timer_t tick_timer;        /* heartbeat, watchdog, status */
+  uv_timer_t stop_timer;
+  uv_signal_t sig_term;
+  uv_signal_t sig_int;
+  uv_signal_t sig_hup;
+  uint64_t watchdog_ms;
+  uint64_t last_watchdog;
+
+  /* Jobs. */
+  struct job *jobs;
+  size_t njobs;
+  size_t downloading;
+  size_t transforming;
+  size_t bodies_busy;
+  size_t max_transforms;
+
+  /* Listing. */
+  int listing;                  /* a listing round is under way */
+  int list_failed;
+  char *marker;                 /* owned; next page */
+  int64_t round_min_unfinished; /* INT64_MAX when none */
+  int64_t round_max_lm;
+  int found_work;               /* the last round queued something or
+                                   could not queue everything */
+  int pages_pending;            /* classify ops not back yet */
+  int list_more;                /* pages remain after the current one */
+
+  /* The checkpoint lane. */
+  struct ckop *lane_head;
+  struct ckop *lane_tail;
+  struct ckop *lane_batch;      /* the batch being run */
+  int lane_busy;
+  uv_work_t lane_work;
+  int lane_failed;              /* the last batch could not sync */
+
+  /* Clients being closed (clients_close), and what to do after. */
+  int clients_closing;
+  void (*close_then)(struct daemon *d);
+  struct storage_op *list_op;   /* the List Blobs page in flight */
+  struct token_shim *shims;     /* storage token requests waiting on cred */
+
+  /* Ingestion counters already copied into the metrics. */
+  uint64_t seen_retries;
+  uint64_t seen_bytes_sent;
+  uint64_t seen_bytes_json;
+  uint64_t seen_clamped;
+
+  /* Lifecycle. */
+  int stopping;
+  int stopping_hard;            /* shutdown_timeout passed: cancel all */
+  int reloading;
+  atomic_int abort_work;        /* transforms give up at the next record */
+  int closing;
+  int exit_rc;
+};
+
+static void pump(struct daemon *d);
+static void lane_kick(struct daemon *d);
+static void job_drop(struct job *j, const char *why);
+static void maybe_drained(struct daemon *d);
+static int clients_create(struct daemon *d);
+static int storage_adapter_get(struct daemon *d, struct job *j);
+static int storage_adapter_delete(struct daemon *d, struct job *j);
+static void on_downloaded(struct job *j, int rc, const char *why);
+static void on_deleted(struct job *j, int rc, const char *why);
+static void on_page(struct daemon *d, int rc, const struct blob_entry *entries,
+                    size_t n, const char *next_marker);
+static void sync_ingest_metrics(struct daemon *d);
+static void clients_close(struct daemon *d, void (*then)(struct daemon *d));
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t
+now_ms(struct daemon *d)
+{
+  return uv_now(&d->loop);
+}
+
+static int64_t
+wall_now(void)
+{
+  return (int64_t)time(NULL);
+}
+
+static int
+has_suffix(const struct config *cfg, const char *name)
+{
+  size_t nl = strlen(name);
+
+  if(!cfg->source.suffixes.n)
+    return 1;
+  for(size_t i = 0; i < cfg->source.suffixes.n; i++) {
+    const char *s = cfg->source.suffixes.v[i];
+    size_t sl = strlen(s);
+
+    if(nl >= sl && !strcmp(name + nl - sl, s))
+      return 1;
+  }
+  return 0;
+}
+
+static struct job *
+job_find(struct daemon *d, const char *name)
+{
+  for(struct job *j = d->jobs; j; j = j->next) {
+    if(!strcmp(j->name, name))
+      return j;
+  }
+  return NULL;
+}
+
+/* Creates a temp file in the spool directory, already unlinked. */
+static int
+spool_open(struct daemon *d)
+{
+  int fd = open(d->spool_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+  if(fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+    char path[4200];
+
+    snprintf(path, sizeof(path), "%s/blob-XXXXXX", d->spool_dir);
+    fd = mkostemp(path, O_CLOEXEC);
+    if(fd >= 0)
+      unlink(path);
+  }
+  return fd;
+}
+
+static void
+job_free(struct job *j)
+{
+  if(!j)
+    return;
+  if(j->spool_fd >= 0)
+    close(j->spool_fd);
+  if(j->body_fd >= 0)
+    close(j->body_fd);
+  free(j->bodies);
+  free(j->fail_reason);
+  free(j->name);
+  free(j->etag);
+  free(j);
+}
+
+/* Unlinks j from the daemon's list and frees it. */
+static void
+job_remove(struct job *j)
+{
+  struct daemon *d = j->d;
+
+  for(struct job **pp = &d->jobs; *pp; pp = &(*pp)->next) {
+    if(*pp == j) {
+      *pp = j->next;
+      break;
+    }
+  }
+  d->njobs--;
+  job_free(j);
+  metrics_set(d->metrics, METRIC_BACKLOG_BLOBS, (int64_t)d->njobs);
+}
+
+/* ---- the checkpoint lane ---------------------------------------------- */
+
+static void
+lane_push(struct daemon *d, struct ckop *op)
+{
+  op->next = NULL;
+  if(d->lane_tail)
+    d->lane_tail->next = op;
+  else
+    d->lane_head = op;
+  d->lane_tail = op;
+  lane_kick(d);
+}
+
+static void
+lane_run(uv_work_t *w)
+{
+  struct daemon *d = w->data;
+  int wrote = 0, rc;
+
+  for(struct ckop *op = d->lane_batch; op; op = op->next) {
+    switch(op->kind) {
+    case CKOP_CLASSIFY:
+      for(size_t i = 0; i < op->nitems; i++) {
+        struct listed *l = &op->items[i];
+
+        l->state = checkpoint_lookup(d->ck, l->name, l->etag,
+                                     l->last_modified);
+      }
+      op->rc = 0;
+      break;
+    case CKOP_BEGIN:
+      op->rc = checkpoint_begin(d->ck, op->job->name, op->job->etag,
+                                op->job->last_modified);
+      wrote = 1;
+      break;
+    case CKOP_COMMIT:
+      op->rc = checkpoint_commit(d->ck, op->job->name, op->job->etag,
+                                 op->job->last_modified,
+                                 op->job->acked + op->job->dead,
+                                 op->job->fail_reason);
+      wrote = 1;
+      break;
+    case CKOP_ADVANCE:
+      op->rc = checkpoint_advance(d->ck, op->watermark);
+      wrote = 1;
+      break;
+    }
+  }
+  if(wrote) {
+    rc = checkpoint_sync(d->ck);
+    /* Nothing written in this batch is durable: report every write as
+       failed, so that no commit is acted upon (after_ingest: delete). */
+    for(struct ckop *op = d->lane_batch; op && rc; op = op->next) {
+      if(op->kind != CKOP_CLASSIFY && !op->rc)
+        op->rc = rc;
+    }
+  }
+}
+
+static void on_classified(struct daemon *d, struct ckop *op);
+static void on_committed(struct daemon *d, struct job *j, int rc);
+
+static void
+lane_done(uv_work_t *w, int status)
+{
+  struct daemon *d = w->data;
+  struct ckop *batch = d->lane_batch, *next;
+  struct checkpoint_stats st;
+
+  d->lane_batch = NULL;
+  d->lane_busy = 0;
+  d->lane_failed = 0;
+  for(struct ckop *op = batch; op; op = next) {
+    next = op->next;
+    if(status < 0 && !op->rc)
+      op->rc = ERR_ABORTED;
+    switch(op->kind) {
+    case CKOP_CLASSIFY:
+      on_classified(d, op);
+      break;
+    case CKOP_BEGIN:
+      if(op->rc)
+        log_warn(MOD, "cannot record the start of %s: %s", op->job->name,
+                 err_str(op->rc));
+      break;
+    case CKOP_COMMIT:
+      if(op->rc)
+        d->lane_failed = 1;
+      on_committed(d, op->job, op->rc);
+      break;
+    case CKOP_ADVANCE:
+      if(op->rc)
+        log_warn(MOD, "cannot record the watermark: %s", err_str(op->rc));
+      break;
+    }
+    for(size_t i = 0; i < op->nitems; i++) {
+      free(op->items[i].name);
+      free(op->items[i].etag);
+    }
+    free(op->items);
+    free(op);
+  }
+  checkpoint_get_stats(d->ck, &st);
+  metrics_set(d->metrics, METRIC_CHECKPOINT_WATERMARK, st.watermark);
+  lane_kick(d);
+  pump(d);
+  maybe_drained(d);
+}
+
+static void
+lane_kick(struct daemon *d)
+{
+  int rc;
+
+  if(d->lane_busy || !d->lane_head)
+    return;
+  d->lane_batch = d->lane_head;
+  d->lane_head = d->lane_tail = NULL;
+  d->lane_busy = 1;
+  d->lane_work.data = d;
+  rc = uv_queue_work(&d->loop, &d->lane_work, lane_run, lane_done);
+  if(rc) {
+    /* Cannot happen with a valid loop; run the batch here rather than
+       losing it. */
+    log_error(MOD, "uv_queue_work: %s", uv_strerror(rc));
+    lane_run(&d->lane_work);
+    lane_done(&d->lane_work, 0);
+  }
+}
+
+/* Queues a checkpoint operation for j. */
+static void
+lane_job(struct daemon *d, enum ckop_kind kind, struct job *j)
+{
+  struct ckop *op = calloc(1, sizeof(*op));
+
+  if(!op) {
+    /* Out of memory: the blob stays unfinished and is found again. */
+    if(kind == CKOP_COMMIT)
+      job_drop(j, "out of memory");
+    return;
+  }
+  op->kind = kind;
+  op->job = j;
+  lane_push(d, op);
+}
+
+/* ---- listing ---------------------------------------------------------- */
+
+static void list_next_page(struct daemon *d);
+
+static void
+round_finished(struct daemon *d)
+{
+  int64_t w;
+
+  d->listing = 0;
+  free(d->marker);
+  d->marker = NULL;
+  metrics_poll_done(d->metrics, !d->list_failed);
+  if(!d->list_failed) {
+    /* The watermark moves to the oldest blob still unfinished, counting the
+       jobs of earlier rounds, or to the newest listed blob when all are
+       done. */
+    w = d->round_min_unfinished;
+    for(struct job *j = d->jobs; j; j = j->next) {
+      if(j->last_modified < w)
+        w = j->last_modified;
+    }
+    if(w == INT64_MAX)
+      w = d->round_max_lm;
+    if(w > 0) {
+      struct ckop *op = calloc(1, sizeof(*op));
+
+      if(op) {
+        op->kind = CKOP_ADVANCE;
+        op->watermark = w;
+        lane_push(d, op);
+      }
+    }
+  }
+  if(!d->stopping && !d->reloading) {
+    uint64_t delay = d->cfg->source.poll_interval_ms;
+
+    /* A round that found work polls again soon after the work drains
+       (maybe_drained); otherwise the next poll is a full interval away. */
+    if(!d->found_work || d->njobs == 0)
+      uv_timer_start(&d->poll_timer, NULL, 0, 0);
+    if(d->found_work && d->njobs == 0)
+      delay = SOON_MS;
+    if(!d->found_work || d->njobs == 0)
+      uv_timer_start(&d->poll_timer, d->poll_timer.timer_cb, delay, 0);
+  }
+  maybe_drained(d);
+}
+
+static void
+on_classified(struct daemon *d, struct ckop *op)
+{
+  d->pages_pending--;
+  for(size_t i = 0; i < op->nitems; i++) {
+    struct listed *l = &op->items[i];
+    struct job *j;
+
+    if(op->rc)
+      break;
+    switch(l->state) {
+    case CHECKPOINT_DONE:
+    case CHECKPOINT_FAILED:
+    case CHECKPOINT_OLD:
+      metrics_inc(d->metrics, METRIC_BLOBS_SKIPPED_DONE, 1);
+      continue;
+    case CHECKPOINT_BEFORE_START:
+      metrics_inc(d->metrics, METRIC_BLOBS_SKIPPED_BEFORE_START, 1);
+      continue;
+    case CHECKPOINT_NEW:
+      break;
+    }
+    if(l->last_modified < d->round_min_unfinished)
+      d->round_min_unfinished = l->last_modified;
+    if(job_find(d, l->name))
+      continue; /* already in the pipeline (a changed ETag waits for it) */
+    if(d->njobs >= MAX_JOBS || d->stopping || d->reloading) {
+      d->found_work = 1; /* more than fits: list again after the drain */
+      continue;
+    }
+    j = calloc(1, sizeof(*j));
+    if(!j)
+      continue;
+    j->d = d;
+    j->spool_fd = -1;
+    j->body_fd = -1;
+    j->name = l->name;
+    j->etag = l->etag;
+    l->name = l->etag = NULL; /* stolen */
+    j->last_modified = l->last_modified;
+    j->size = l->size;
+    j->phase = JOB_QUEUED;
+    /* Append, so that blobs start in listing order. */
+    struct job **pp = &d->jobs;
+    while(*pp)
+      pp = &(*pp)->next;
+    *pp = j;
+    d->njobs++;
+    d->found_work = 1;
+  }
+  metrics_set(d->metrics, METRIC_BACKLOG_BLOBS, (int64_t)d->njobs);
+  if(op->rc)
+    d->list_failed = 1;
+  if(d->list_more && !d->list_failed && !d->stopping)
+    list_next_page(d);
+  else if(d->pages_pending == 0 && !d->list_more)
+    round_finished(d);
+  else if(d->pages_pending == 0 && (d->list_failed || d->stopping))
+    round_finished(d);
+}
+
+/*
+ * A page of List Blobs arrived (adapter callback): filter it and send it to
+ * the lane for lookups. entries are borrowed.
+ */
+static void
+on_page(struct daemon *d, int rc, const struct blob_entry *entries,
+        size_t n, const char *next_marker)
+{
+  struct ckop *op;
+
+  if(rc) {
+    d->list_failed = 1;
+    d->list_more = 0;
+    if(d->pages_pending == 0)
+      round_finished(d);
+    return;
+  }
+  metrics_inc(d->metrics, METRIC_BLOBS_LISTED, n);
+  free(d->marker);
+  d->marker = next_marker && *next_marker ? strdup(next_marker) : NULL;
+  d->list_more = d->marker != NULL;
+  op = calloc(1, sizeof(*op));
+  if(op)
+    op->items = calloc(n ? n : 1, sizeof(*op->items));
+  if(!op || !op->items) {
+    free(op);
+    d->list_failed = 1;
+    d->list_more = 0;
+    if(d->pages_pending == 0)
+      round_finished(d);
+    return;
+  }
+  op->kind = CKOP_CLASSIFY;
+  for(size_t i = 0; i < n; i++) {
+    const struct blob_entry *b = &entries[i];
+
+    if(b->last_modified > d->round_max_lm)
+      d->round_max_lm = b->last_modified;
+    if(b->is_dir_marker) {
+      metrics_inc(d->metrics, METRIC_BLOBS_SKIPPED_DIRECTORY, 1);
+      continue;
+    }
+    if(!has_suffix(d->cfg, b->name)) {
+      metrics_inc(d->metrics, METRIC_BLOBS_SKIPPED_SUFFIX, 1);
+      continue;
+    }
+    struct listed *l = &op->items[op->nitems];
+    l->name = strdup(b->name);
+    l->etag = strdup(b->etag);
+    if(!l->name || !l->etag) {
+      free(l->name);
+      free(l->etag);
+      continue;
+    }
+    l->last_modified = b->last_modified;
+    l->size = b->content_length < 0 ? 0 : (uint64_t)b->content_length;
+    op->nitems++;
+  }
+  d->pages_pending++;
+  lane_push(d, op);
+}
+
+static void
+on_poll_timer(uv_timer_t *t)
+{
+  struct daemon *d = t->data;
+
+  if(d->listing || d->stopping || d->reloading)
+    return;
+  d->listing = 1;
+  d->list_failed = 0;
+  d->list_more = 0;
+  d->found_work = 0;
+  d->pages_pending = 0;
+  d->round_min_unfinished = INT64_MAX;
+  d->round_max_lm = 0;
+  free(d->marker);
+  d->marker = NULL;
+  list_next_page(d);
+}
+
+/* ---- downloading ------------------------------------------------------ */
+
+static void start_transform(struct job *j);
+
+/* Storage adapter callback: the download finished. */
+static void
+on_downloaded(struct job *j, int rc, const char *why)
+{
+  struct daemon *d = j->d;
+
+  j->get_op = NULL;
+  d->downloading--;
+  if(rc == ERR_TOOBIG) {
+    /* Over max_blob_bytes: bad input, recorded as failed, never retried
+       unless its ETag changes. The transform step records it (dead-letter
+       writes belong on the pool) without reading the blob. */
+    if(asprintf(&j->fail_reason, "blob larger than max_blob_bytes (%" PRIu64
+                " bytes)", d->cfg->source.max_blob_bytes) < 0)
+      j->fail_reason = NULL;
+    if(!j->fail_reason)
+      job_drop(j, "out of memory");
+    else
+      start_transform(j);
+  }
+  else if(rc) {
+    job_drop(j, why ? why : err_str(rc));
+  }
+  else
+    start_transform(j);
+  pump(d);
+  maybe_drained(d);
+}
+
+static void
+start_download(struct job *j)
+{
+  struct daemon *d = j->d;
+  int rc;
+
+  j->spool_fd = spool_open(d);
+  if(j->spool_fd < 0) {
+    log_error(MOD, "cannot create a spool file in %s: %s", d->spool_dir,
+              strerror(errno));
+    job_drop(j, "no spool file");
+    return;
+  }
+  j->phase = JOB_DOWNLOADING;
+  d->downloading++;
+  lane_job(d, CKOP_BEGIN, j);
+  rc = storage_adapter_get(d, j);
+  if(rc) {
+    d->downloading--;
+    job_drop(j, err_str(rc));
+  }
+}
+
+/* ---- transforming ----------------------------------------------------- */
+
+struct tctx {
+  struct job *j;
+  struct batcher *batcher;
+  uint64_t file_off;
+  int rc;
+};
+
+static int
+write_at(int fd, const void *p, size_t n, uint64_t off)
+{
+  const char *c = p;
+
+  while(n) {
+    ssize_t w = pwrite(fd, c, n, (off_t)off);
+
+    if(w < 0 && errno == EINTR)
+      continue;
+    if(w <= 0)
+      return ERR_IO;
+    c += w;
+    n -= (size_t)w;
+    off += (uint64_t)w;
+  }
+  return 0;
+}
+
+static int
+read_at(int fd, void *p, size_t n, uint64_t off)
+{
+  char *c = p;
+
+  while(n) {
+    ssize_t r = pread(fd, c, n, (off_t)off);
+
+    if(r < 0 && errno == EINTR)
+      continue;
+    if(r <= 0)
+      return ERR_IO;
+    c += r;
+    n -= (size_t)r;
+    off += (uint64_t)r;
+  }
+  return 0;
+}
+
+/* Batcher callback (pool thread): spool one body and remember where. */
+static int
+on_body(void *ud, const struct batcher_body *b)
+{
+  struct tctx *t = ud;
+  struct job *j = t->j;
+  size_t offs = (b->count + 1) * sizeof(size_t);
+  size_t times = b->count * sizeof(int64_t);
+  int rc;
+
+  if(j->nbodies == j->bodies_cap) {
+    size_t n = j->bodies_cap ? j->bodies_cap * 2 : 16;
+    struct body_ref *nb = realloc(j->bodies, n * sizeof(*nb));
+
+    if(!nb)
+      return ERR_NOMEM;
+    j->bodies = nb;
+    j->bodies_cap = n;
+  }
+  if((rc = write_at(j->body_fd, b->json, b->len, t->file_off)) != 0 ||
+     (rc = write_at(j->body_fd, b->offsets, offs, t->file_off + b->len)) ||
+     (rc = write_at(j->body_fd, b->times, times,
+                    t->file_off + b->len + offs)) != 0)
+    return rc;
+  j->bodies[j->nbodies++] = (struct body_ref){ t->file_off, b->len,
+                                               b->count, b->first };
+  t->file_off += b->len + offs + times;
+  return 0;
+}
+
+/* Batcher callback (pool thread): a record too large for any request. */
+static int
+on_reject(void *ud, uint64_t seq, const char *json, size_t len,
+          const char *reason)
+{
+  struct tctx *t = ud;
+  struct job *j = t->j;
+
+  struct deadletter_entry e = {
+    .blob = j->name, .etag = j->etag, .record_index = (int64_t)seq,
+    .reason = "too_large", .error_message = reason, .record = json,
+    .record_len = len,
+  };
+
+  j->rejected++;
+  metrics_inc(j->d->metrics, METRIC_RECORDS_DEAD_LETTERED_TOO_LARGE, 1);
+  return deadletter_write(j->d->dl, &e);
+}
+
+/* Records a blob that failed as bad input (pool thread). */
+static int
+dead_blob(struct job *j)
+{
+  struct deadletter_entry e = {
+    .blob = j->name, .etag = j->etag, .record_index = -1,
+    .reason = "bad_input", .error_message = j->fail_reason,
+  };
+
+  return deadletter_write(j->d->dl, &e);
+}
+
+/* Transform callback (pool thread). */
+static int
+on_record(void *ud, const struct transform_record *rec)
+{
+  struct tctx *t = ud;
+
+  if(atomic_load_explicit(&t->j->d->abort_work, memory_order_relaxed))
+    return ERR_ABORTED;
+  t->j->records++;
+  if(rec->shrunk) {
+    t->j->shrunk_records++;
+    t->j->shrunk_fields += rec->shrunk;
+  }
+  return batcher_add(t->batcher, rec->json, rec->len, rec->time_generated);
+}
+
+static void
+transform_work(uv_work_t *w)
+{
+  struct job *j = w->data;
+  struct daemon *d = j->d;
+  struct transform_opts o = {
+    .max_field_bytes = (size_t)d->cfg->destination.max_field_bytes,
+    .last_modified = j->last_modified,
+    .now = wall_now(),
+  };
+  struct transform_error e;
+  struct source *src = NULL;
+  struct tctx t = { .j = j };
+  int rc;
+
+  memset(&e, 0, sizeof(e));
+  if(j->fail_reason) {
+    j->work_rc = dead_blob(j);
+    return;
+  }
+  j->body_fd = spool_open(d);
+  if(j->body_fd < 0) {
+    j->work_rc = ERR_IO;
+    return;
+  }
+  rc = batcher_create((size_t)d->cfg->destination.max_request_bytes, on_body,
+                      on_reject, &t, &t.batcher);
+  if(!rc)
+    rc = source_open_fd(j->spool_fd, 0, d->cfg->source.max_blob_bytes, &src);
+  if(!rc)
+    rc = transform_run(source_transform(src), &o, on_record, &t, NULL, &e);
+  if(!rc)
+    rc = batcher_flush(t.batcher);
+  if(rc == ERR_PARSE || rc == ERR_TOOBIG) {
+    /* Bad input: nothing was emitted (the transform validates first), so
+       drop whatever the batcher holds and record the reason. */
+    j->nbodies = 0;
+    j->rejected = 0;
+    j->records = 0;
+    if(rc == ERR_TOOBIG)
+      j->fail_reason = strdup("decompressed report larger than "
+                              "max_blob_bytes");
+    else if(asprintf(&j->fail_reason, "bad input at line %" PRIu64
+                     " column %" PRIu64 " (byte %" PRIu64 "): %s", e.line,
+                     e.column, e.offset, e.text) < 0)
+      j->fail_reason = NULL;
+    rc = j->fail_reason ? dead_blob(j) : ERR_NOMEM;
+  }
+  j->work_rc = rc;
+  batcher_destroy(t.batcher);
+  source_destroy(src);
+}
+
+static void start_shipping(struct job *j);
+
+static void
+transform_done(uv_work_t *w, int status)
+{
+  struct job *j = w->data;
+  struct daemon *d = j->d;
+
+  d->transforming--;
+  if(j->spool_fd >= 0)
+    close(j->spool_fd); /* the blob itself is no longer needed */
+  j->spool_fd = -1;
+  if(status < 0 || j->work_rc) {
+    job_drop(j, status < 0 ? "cancelled" : err_str(j->work_rc));
+  }
+  else if(j->fail_reason) {
+    log_warn(MOD, "%s (ETag %s): %s", j->name, j->etag, j->fail_reason);
+    metrics_inc(d->metrics, METRIC_BLOBS_FAILED, 1);
+    j->phase = JOB_COMMITTING;
+    lane_job(d, CKOP_COMMIT, j);
+  }
+  else {
+    metrics_inc(d->metrics, METRIC_RECORDS_SHRUNK, j->shrunk_records);
+    metrics_inc(d->metrics, METRIC_FIELDS_SHRUNK, j->shrunk_fields);
+    if(j->shrunk_fields)
+      log_info(MOD, "%s: %" PRIu64 " fields in %" PRIu64 " records shrunk "
+               "to max_field_bytes", j->name, j->shrunk_fields,
+               j->shrunk_records);
+    j->dead = j->rejected;
+    start_shipping(j);
+  }
+  pump(d);
+  maybe_drained(d);
+}
+
+static void
+start_transform(struct job *j)
+{
+  struct daemon *d = j->d;
+  int rc;
+
+  j->phase = JOB_TRANSFORMING;
+  j->work.data = j;
+  d->transforming++;
+  rc = uv_queue_work(&d->loop, &j->work, transform_work, transform_done);
+  if(rc) {
+    d->transforming--;
+    job_drop(j, uv_strerror(rc));
+  }
+}
+
+/* ---- shipping --------------------------------------------------------- */
+
+/* A body being prepared (pool) and sent (loop). */
+struct shipment {
+  struct job *j;
+  size_t index;
+  uv_work_t work;
+  char *json;                   /* owned: the body read back from spool */
+  size_t *offsets;              /* owned */
+  int64_t *times;               /* owned */
+  int rc;
+  /* Dead-letter work for records the API rejected. */
+  struct deadletter_entry *dead;  /* owned array, strings owned */
+  size_t ndead;
+  uint64_t acked;
+};
+
+static void
+shipment_free(struct shipment *s)
+{
+  if(!s)
+    return;
+  for(size_t i = 0; i < s->ndead; i++) {
+    free((char *)s->dead[i].error_code);
+    free((char *)s->dead[i].error_message);
+    free((char *)s->dead[i].request_id);
+    free((char *)s->dead[i].record);
+  }
+  free(s->dead);
+  free(s->json);
+  free(s->offsets);
+  free(s->times);
+  free(s);
+}
+
+static void
+prepare_work(uv_work_t *w)
+{
+  struct shipment *s = w->data;
+  struct job *j = s->j;
+  struct daemon *d = j->d;
+  const struct body_ref *r = &j->bodies[s->index];
+  size_t offs = (r->count + 1) * sizeof(size_t);
+  size_t times = r->count * sizeof(int64_t);
+
+  s->json = malloc(r->len + 1);
+  s->offsets = malloc(offs);
+  s->times = malloc(times ? times : 1);
+  if(!s->json || !s->offsets || !s->times) {
+    s->rc = ERR_NOMEM;
+    return;
+  }
+  s->rc = read_at(j->body_fd, s->json, r->len, r->off);
+  if(!s->rc)
+    s->rc = read_at(j->body_fd, s->offsets, offs, r->off + r->len);
+  if(!s->rc)
+    s->rc = read_at(j->body_fd, s->times, times, r->off + r->len + offs);
+  if(s->rc)
+    return;
+  s->json[r->len] = '\0';
+  if(d->fsink)
+    s->rc = filesink_write(d->fsink, s->json, s->offsets, r->count);
+}
+
+static void body_finished(struct job *j, uint64_t acked, uint64_t dead,
+                          int rc);
+
+static void
+dead_work(uv_work_t *w)
+{
+  struct shipment *s = w->data;
+
+  s->rc = 0;
+  for(size_t i = 0; i < s->ndead && !s->rc; i++)
+    s->rc = deadletter_write(s->j->d->dl, &s->dead[i]);
+}
+
+static void
+dead_done(uv_work_t *w, int status)
+{
+  struct shipment *s = w->data;
+  int rc = status < 0 ? ERR_ABORTED : s->rc;
+
+  if(rc)
+    log_error(MOD, "%s: cannot write the dead-letter file: %s; the blob "
+              "stays unfinished", s->j->name, err_str(rc));
+  else
+    metrics_inc(s->j->d->metrics, METRIC_RECORDS_DEAD_LETTERED_REJECTED,
+                s->ndead);
+  body_finished(s->j, s->acked, rc ? 0 : s->ndead, rc);
+  shipment_free(s);
+}
+
+static char *
+dupstr(const char *p)
+{
+  return strdup(p ? p : "");
+}
+
+/* The Logs Ingestion client finished a body (loop thread). */
+static void
+on_ingested(void *ud, const struct ingest_result *res)
+{
+  struct shipment *s = ud;
+  struct job *j = s->j;
+  struct daemon *d = j->d;
+  int rc;
+
+  if(res->rc) {
+    body_finished(j, 0, 0, res->rc);
+    shipment_free(s);
+    return;
+  }
+  metrics_inc(d->metrics, METRIC_RECORDS_SENT, res->acked);
+  s->acked = res->acked;
+  if(!res->rejected) {
+    body_finished(j, res->acked, 0, 0);
+    shipment_free(s);
+    return;
+  }
+  /* Copy what the dead-letter lines need; res is borrowed. */
+  s->dead = calloc(res->rejected, sizeof(*s->dead));
+  if(!s->dead) {
+    body_finished(j, 0, 0, ERR_NOMEM);
+    shipment_free(s);
+    return;
+  }
+  for(uint64_t i = 0; i < res->body->count; i++) {
+    const struct ingest_reject *r = res->reject[i];
+    struct deadletter_entry *e;
+    const char *rec;
+    size_t len;
+
+    if(res->state[i] != INGEST_REJECTED || s->ndead == res->rejected)
+      continue;
+    e = &s->dead[s->ndead++];
+    batcher_body_record(res->body, i, &rec, &len);
+    e->blob = j->name;
+    e->etag = j->etag;
+    e->record_index = (int64_t)(res->body->first + i);
+    e->reason = "rejected";
+    e->http_status = r ? r->status : 0;
+    e->error_code = dupstr(r ? r->code : "");
+    e->error_message = dupstr(r ? r->message : "");
+    e->request_id = dupstr(r ? r->request_id : "");
+    e->record = strndup(rec, len);
+    e->record_len = len;
+    if(!e->error_code || !e->error_message || !e->request_id || !e->record) {
+      body_finished(j, 0, 0, ERR_NOMEM);
+      shipment_free(s);
+      return;
+    }
+  }
+  log_warn(MOD, "%s: %zu records rejected by the Logs Ingestion API; "
+           "written to the dead-letter directory", j->name, s->ndead);
+  s->work.data = s;
+  rc = uv_queue_work(&d->loop, &s->work, dead_work, dead_done);
+  if(rc) {
+    body_finished(j, 0, 0, ERR_NOMEM);
+    shipment_free(s);
+  }
+}
+
+static void
+prepare_done(uv_work_t *w, int status)
+{
+  struct shipment *s = w->data;
+  struct job *j = s->j;
+  struct daemon *d = j->d;
+  const struct body_ref *r = &j->bodies[s->index];
+  struct batcher_body body;
+  int rc;
+
+  if(status < 0 && !s->rc)
+    s->rc = ERR_ABORTED;
+  if(s->rc) {
+    log_error(MOD, "%s: cannot prepare request body %zu: %s", j->name,
+              s->index, err_str(s->rc));
+    body_finished(j, 0, 0, s->rc);
+    shipment_free(s);
+    return;
+  }
+  if(d->fsink) {
+    metrics_inc(d->metrics, METRIC_RECORDS_SENT, r->count);
+    body_finished(j, r->count, 0, 0);
+    shipment_free(s);
+    return;
+  }
+  body = (struct batcher_body){ s->json, r->len, r->first, r->count, 0, 0,
+                                s->offsets, s->times };
+  body.min_time = body.max_time = r->count ? s->times[0] : 0;
+  for(uint64_t i = 1; i < r->count; i++) {
+    if(s->times[i] < body.min_time)
+      body.min_time = s->times[i];
+    if(s->times[i] > body.max_time)
+      body.max_time = s->times[i];
+  }
+  rc = d->ingest ? ingest_submit(d->ingest, &body, on_ingested, s)
+                 : ERR_ABORTED;
+  /* The client copied the body: release ours now, keep s for the result. */
+  free(s->json);
+  free(s->offsets);
+  free(s->times);
+  s->json = NULL;
+  s->offsets = NULL;
+  s->times = NULL;
+  if(rc) {
+    body_finished(j, 0, 0, rc);
+    shipment_free(s);
+  }
+}
+
+static void
+ship_more(struct job *j)
+{
+  struct daemon *d = j->d;
+
+  /* Two bodies per request slot: one compressing while one is sent. */
+  while(j->next_body < j->nbodies && !d->stopping_hard &&
+        d->bodies_busy < 2 * (size_t)d->cfg->destination.concurrency) {
+    struct shipment *s = calloc(1, sizeof(*s));
+    int rc;
+
+    if(!s)
+      return;
+    s->j = j;
+    s->index = j->next_body++;
+    s->work.data = s;
+    j->bodies_busy++;
+    d->bodies_busy++;
+    rc = uv_queue_work(&d->loop, &s->work, prepare_work, prepare_done);
+    if(rc) {
+      free(s);
+      body_finished(j, 0, 0, ERR_NOMEM);
+      return;
+    }
+  }
+}
+
+static void
+maybe_commit(struct job *j)
+{
+  struct daemon *d = j->d;
+
+  if(j->phase != JOB_SHIPPING || j->bodies_busy ||
+     j->next_body < j->nbodies)
+    return;
+  if(j->acked + j->dead != j->records) {
+    job_drop(j, "not every record was delivered");
+    return;
+  }
+  metrics_inc(d->metrics, METRIC_BLOBS_PROCESSED, 1);
+  log_debug(MOD, "%s: %" PRIu64 " records sent, %" PRIu64 " dead-lettered",
+            j->name, j->acked, j->dead);
+  j->phase = JOB_COMMITTING;
+  close(j->body_fd);
+  j->body_fd = -1;
+  lane_job(d, CKOP_COMMIT, j);
+}
+
+/*
+ * One body is finished: acked records were acknowledged, dead ones
+ * dead-lettered; rc != 0 means the body could not be delivered now (the
+ * daemon is stopping, or a local failure) and the blob stays unfinished.
+ */
+static void
+body_finished(struct job *j, uint64_t acked, uint64_t dead, int rc)
+{
+  struct daemon *d = j->d;
+
+  j->bodies_busy--;
+  d->bodies_busy--;
+  j->acked += acked;
+  j->dead += dead;
+  if(rc) {
+    j->next_body = j->nbodies; /* send nothing more for this blob */
+    j->fail_reason = NULL;
+    if(!j->bodies_busy)
+      job_drop(j, err_str(rc));
+    else
+      j->records = UINT64_MAX; /* cannot complete: dropped when idle */
+  }
+  else if(j->records == UINT64_MAX) {
+    if(!j->bodies_busy)
+      job_drop(j, "an earlier body failed");
+  }
+  else {
+    ship_more(j);
+    maybe_commit(j);
+  }
+  /* Other blobs may be waiting for a free request slot. */
+  pump(d);
+  maybe_drained(d);
+}
+
+static void
+start_shipping(struct job *j)
+{
+  j->phase = JOB_SHIPPING;
+  j->next_body = 0;
+  ship_more(j);
+  maybe_commit(j); /* a report with no records at all */
+}
+
+/* ---- committing and after_ingest -------------------------------------- */
+
+static void
+on_deleted(struct job *j, int rc, const char *why)
+{
+  struct daemon *d = j->d;
+
+  if(rc)
+    log_warn(MOD, "%s: after_ingest delete failed: %s (the blob stays; it "
+             "is done and will not be sent again)", j->name,
+             why ? why : err_str(rc));
+  job_remove(j);
+  pump(d);
+  maybe_drained(d);
+}
+
+static void
+on_committed(struct daemon *d, struct job *j, int rc)
+{
+  if(rc) {
+    /* The commit is not durable: the blob is not done, and is found
+       again (its records may be sent twice: at-least-once). */
+    log_error(MOD, "%s: checkpoint commit failed: %s; the blob will be "
+              "processed again (check the state directory: disk full or "
+              "read-only?)", j->name, err_str(rc));
+    job_remove(j);
+    return;
+  }
+  if(d->cfg->source.after_ingest == CONFIG_AFTER_INGEST_DELETE &&
+     !j->fail_reason && !d->stopping_hard) {
+    j->phase = JOB_DELETING;
+    if(storage_adapter_delete(d, j) == 0)
+      return;
+  }
+  job_remove(j);
+}
+
+/* ---- scheduling ------------------------------------------------------- */
+
+/* Drops a job without committing it: the blob will be listed again. */
+static void
+job_drop(struct job *j, const char *why)
+{
+  struct daemon *d = j->d;
+
+  if(!d->stopping)
+    log_warn(MOD, "%s: not finished (%s); it will be retried on a later "
+             "poll", j->name, why);
+  job_remove(j);
+}
+
+static void
+pump(struct daemon *d)
+{
+  if(d->stopping || d->reloading)
+    return;
+  for(struct job *j = d->jobs, *next; j; j = next) {
+    next = j->next;
+    if(j->phase != JOB_QUEUED)
+      continue;
+    if(d->downloading >= d->cfg->source.download_concurrency)
+      break;
+    /* Do not download more than the transforms can take: a downloaded blob
+       waits on disk, but unbounded waiting blobs fill the disk. */
+    if(d->transforming >= d->max_transforms &&
+       d->downloading >= 1)
+      break;
+    start_download(j);
+  }
+}
+
+
+/* ---- clients: storage, credentials, destination ----------------------- */
+
+/*
+ * The storage client asks for Entra tokens through a provider interface
+ * with its own callback shape; a shim carries (cb, req) through the
+ * credential provider. Shims are listed so that they can be cancelled
+ * before the clients are destroyed.
+ */
+struct token_shim {
+  struct token_shim *next;
+  struct daemon *d;
+  storage_token_cb cb;
+  void *req;
+};
+
+static void
+shim_unlink(struct daemon *d, struct token_shim *t)
+{
+  for(struct token_shim **pp = &d->shims; *pp; pp = &(*pp)->next) {
+    if(*pp == t) {
+      *pp = t->next;
+      return;
+    }
+  }
+}
+
+static void
+shim_done(void *ud, int rc, const char *token, const char *err)
+{
+  struct token_shim *t = ud;
+
+  shim_unlink(t->d, t);
+  if(!rc)
+    metrics_set(t->d->metrics, METRIC_TOKEN_EXPIRY_STORAGE, 0);
+  t->cb(t->req, rc, token, err);
+  free(t);
+}
+
+static int
+storage_token_get(void *ud, storage_token_cb cb, void *req)
+{
+  struct daemon *d = ud;
+  struct token_shim *t = calloc(1, sizeof(*t));
+  int rc;
+
+  if(!t)
+    return ERR_NOMEM;
+  t->d = d;
+  t->cb = cb;
+  t->req = req;
+  t->next = d->shims;
+  d->shims = t;
+  rc = cred_get_token(d->storage_cred, shim_done, t);
+  if(rc) {
+    shim_unlink(d, t);
+    free(t);
+  }
+  return rc;
+}
+
+static void
+storage_token_invalidate(void *ud)
+{
+  struct daemon *d = ud;
+
+  cred_invalidate(d->storage_cred, NULL);
+}
+
+static void
+on_list(const struct storage_result *res, struct blob_page *page, void *ud)
+{
+  struct daemon *d = ud;
+
+  d->list_op = NULL;
+  if(res->rc || !page) {
+    if(res->rc != ERR_ABORTED)
+      log_error(MOD, "listing container %s failed: %s",
+                d->cfg->source.container,
+                res->message[0] ? res->message : err_str(res->rc));
+    on_page(d, res->rc ? res->rc : ERR_INVAL, NULL, 0, NULL);
+    return;
+  }
+  on_page(d, 0, page->entries, page->n, page->next_marker);
+}
+
+static void
+list_next_page(struct daemon *d)
+{
+  int rc;
+
+  if(!d->storage) {
+    on_page(d, ERR_ABORTED, NULL, 0, NULL);
+    return;
+  }
+  rc = storage_list_page(d->storage, d->cfg->source.prefix, d->marker,
+                         LIST_PAGE, on_list, d, &d->list_op);
+  if(rc) {
+    d->list_op = NULL;
+    log_error(MOD, "cannot start listing: %s", err_str(rc));
+    on_page(d, rc, NULL, 0, NULL);
+  }
+}
+
+/* The download sink: body bytes go to the job's spool file. */
+static int
+spool_write(void *ud, const void *data, size_t len)
+{
+  struct job *j = ud;
+  const char *p = data;
+
+  while(len) {
+    ssize_t w = write(j->spool_fd, p, len);
+
+    if(w < 0 && errno == EINTR)
+      continue;
+    if(w <= 0) {
+      log_error(MOD, "%s: cannot write the spool file: %s", j->name,
+                strerror(errno));
+      return ERR_IO;
+    }
+    p += w;
+    len -= (size_t)w;
+    j->spool_bytes += (uint64_t)w;
+  }
+  return 0;
+}
+
+static void
+on_get(const struct storage_result *res, struct buf *body, void *ud)
+{
+  struct job *j = ud;
+
+  (void)body;
+  j->get_op = NULL;
+  if(res->rc && res->rc != ERR_ABORTED && res->rc != ERR_TOOBIG)
+    log_warn(MOD, "%s: download failed: %s", j->name,
+             res->message[0] ? res->message : err_str(res->rc));
+  on_downloaded(j, res->rc, res->message[0] ? res->message : NULL);
+}
+
+static int
+storage_adapter_get(struct daemon *d, struct job *j)
+{
+  struct http_sink sink = { NULL, spool_write, j };
+
+  if(!d->storage)
+    return ERR_ABORTED;
+  return storage_get(d->storage, j->name, j->etag,
+                     (size_t)d->cfg->source.max_blob_bytes, &sink, on_get, j,
+                     (struct storage_op **)&j->get_op);
+}
+
+static void
+on_delete(const struct storage_result *res, void *ud)
+{
+  struct job *j = ud;
+
+  j->get_op = NULL;
+  on_deleted(j, res->rc, res->message[0] ? res->message : NULL);
+}
+
+static int
+storage_adapter_delete(struct daemon *d, struct job *j)
+{
+  if(!d->storage)
+    return ERR_ABORTED;
+  return storage_delete(d->storage, j->name, j->etag, on_delete, j,
+                        (struct storage_op **)&j->get_op);
+}
+
+static enum cred_method
+cred_method_of(enum config_cred_method m)
+{
+  switch(m) {
+  case CONFIG_CRED_CLIENT_SECRET: return CRED_CLIENT_SECRET;
+  case CONFIG_CRED_CLIENT_CERTIFICATE: return CRED_CLIENT_CERTIFICATE;
+  case CONFIG_CRED_WORKLOAD_IDENTITY: return CRED_WORKLOAD_IDENTITY;
+  case CONFIG_CRED_MANAGED_IDENTITY: return CRED_MANAGED_IDENTITY;
+  default: return CRED_DEFAULT;
+  }
+}
+
+static int
+cred_for(struct daemon *d, const struct config *cfg, const char *scope,
+         struct cred **out)
+{
+  const struct config_credential *c = &cfg->credential;
+  struct cred_opts o;
+
+  memset(&o, 0, sizeof(o));
+  o.method = cred_method_of(c->method);
+  o.tenant_id = c->tenant_id;
+  o.client_id = c->client_id;
+  o.client_secret = c->client_secret;
+  o.certificate_file = c->certificate_file;
+  o.certificate_alg = JWT_PS256;
+  o.authority_host = c->authority_host;
+  o.scope = scope;
+  o.imds_endpoint = c->imds_endpoint;
+  if(o.method == CRED_MANAGED_IDENTITY || o.method == CRED_DEFAULT) {
+    o.mi_client_id = c->client_id;
+    o.mi_object_id = c->object_id;
+    o.mi_res_id = c->resource_id;
+  }
+  return cred_create(&d->loop, d->http, &o, out);
+}
+
+static int
+clients_create(struct daemon *d)
+{
+  const struct config *cfg = d->cfg;
+  struct http_engine_opts ho;
+  struct storage_opts so;
+  char err[640] = "";
+  int rc;
+
+  memset(&ho, 0, sizeof(ho));
+  ho.ca_file = cfg->tls.ca_file;
+  ho.timeout_ms = (long)cfg->destination.timeout_ms;
+  if((rc = http_engine_create(&d->loop, &ho, &d->http)) != 0) {
+    log_error(MOD, "cannot start the HTTP engine%s: %s",
+              cfg->tls.ca_file[0] ? " (check tls.ca_file)" : "",
+              err_str(rc));
+    return rc == ERR_CONFIG ? ERR_CONFIG : rc;
+  }
+
+  memset(&so, 0, sizeof(so));
+  so.connection_string = cfg->source.connection_string;
+  so.endpoint = cfg->source.endpoint;
+  so.account = cfg->source.account;
+  so.account_key = cfg->source.account_key;
+  so.sas_token = cfg->source.sas_token;
+  so.container = cfg->source.container;
+  switch(cfg->source.auth) {
+  case CONFIG_AUTH_SAS: so.auth = STORAGE_AUTH_SAS; break;
+  case CONFIG_AUTH_ENTRA: so.auth = STORAGE_AUTH_ENTRA; break;
+  default: so.auth = STORAGE_AUTH_SHARED_KEY; break;
+  }
+  if(so.auth == STORAGE_AUTH_ENTRA && !cfg->source.connection_string[0]) {
+    if((rc = cred_for(d, cfg, cfg->credential.storage_scope,
+                      &d->storage_cred)) != 0)
+      return ERR_CONFIG;
+    so.token.get = storage_token_get;
+    so.token.invalidate = storage_token_invalidate;
+    so.token.ud = d;
+  }
+  rc = storage_create(d->http, &d->loop, &so, &d->storage, err, sizeof(err));
+  if(rc) {
+    log_error(MOD, "source: %s", err[0] ? err : err_str(rc));
+    return ERR_CONFIG;
+  }
+
+  if(cfg->destination.type == CONFIG_DEST_FILE) {
+    if((rc = filesink_open(cfg->destination.path, &d->fsink)) != 0) {
+      log_error(MOD, "destination.path %s: %s", cfg->destination.path,
+                strerror(errno));
+      return ERR_CONFIG;
+    }
+  }
+  else {
+    struct ingest_opts io;
+
+    if((rc = cred_for(d, cfg, cfg->credential.scope, &d->cred)) != 0)
+      return ERR_CONFIG;
+    memset(&io, 0, sizeof(io));
+    io.endpoint = cfg->destination.endpoint;
+    io.dcr_immutable_id = cfg->destination.dcr_immutable_id;
+    io.stream = cfg->destination.stream;
+    io.compression = cfg->destination.compression == CONFIG_COMPRESSION_NONE
+                     ? INGEST_NONE : INGEST_GZIP;
+    io.gzip_level = GZIP_DEFAULT_LEVEL;
+    io.concurrency = cfg->destination.concurrency;
+    io.max_pending = 4 * (size_t)cfg->destination.concurrency;
+    io.timeout_ms = (long)cfg->destination.timeout_ms;
+    if((rc = ingest_create(&d->loop, d->http, d->cred, &io,
+                           &d->ingest)) != 0)
+      return ERR_CONFIG;
+    log_info(MOD, "credential: %s", cred_describe(d->cred));
+  }
+  log_info(MOD, "source: %s, container %s, auth %s",
+           storage_endpoint(d->storage), cfg->source.container,
+           storage_auth_name(d->storage));
+  return 0;
+}
+
+static void
+after_http_closed(void *ud)
+{
+  struct daemon *d = ud;
+  void (*then)(struct daemon *) = d->close_then;
+
+  d->clients_closing = 0;
+  d->close_then = NULL;
+  if(then)
+    then(d);
+}
+
+static void
+after_ingest_closed(void *ud)
+{
+  struct daemon *d = ud;
+  struct http_engine *http = d->http;
+
+  /* Token waits first: their storage requests go away with the client. */
+  while(d->shims) {
+    struct token_shim *t = d->shims;
+
+    d->shims = t->next;
+    cred_cancel(d->storage_cred, t);
+    free(t);
+  }
+  storage_destroy(d->storage);
+  d->storage = NULL;
+  cred_destroy(d->storage_cred);
+  d->storage_cred = NULL;
+  cred_destroy(d->cred);
+  d->cred = NULL;
+  filesink_destroy(d->fsink);
+  d->fsink = NULL;
+  d->http = NULL;
+  if(http)
+    http_engine_close(http, after_http_closed, d);
+  else
+    after_http_closed(d);
+}
+
+/*
+ * Closes every client, in dependency order (ingestion, then storage and
+ * credentials, then the HTTP engine), then calls then(d) (may be NULL).
+ * Pending operations complete with ERR_ABORTED on the way, which drops
+ * their jobs uncommitted. A second call while closing only replaces then.
+ */
+static void
+clients_close(struct daemon *d, void (*then)(struct daemon *d))
+{
+  struct ingest *ing = d->ingest;
+
+  if(then || !d->clients_closing)
+    d->close_then = then;
+  if(d->clients_closing)
+    return;
+  d->clients_closing = 1;
+  if(d->list_op) {
+    struct storage_op *op = d->list_op;
+
+    d->list_op = NULL;
+    storage_cancel(op);
+  }
+  d->ingest = NULL;
+  if(ing)
+    ingest_close(ing, after_ingest_closed, d);
+  else
+    after_ingest_closed(d);
+}
+
+/* Copies the ingestion client's counters into the metrics (on each tick). */
+static void
+sync_ingest_metrics(struct daemon *d)
+{
+  struct ingest_stats st;
+  struct cred_stats cs;
+
+  if(!d->ingest)
+    return;
+  ingest_get_stats(d->ingest, &st);
+  metrics_inc(d->metrics, METRIC_INGESTION_RETRIES,
+              st.retries - d->seen_retries);
+  metrics_inc(d->metrics, METRIC_INGESTION_BYTES_WIRE,
+              st.bytes_sent - d->seen_bytes_sent);
+  metrics_inc(d->metrics, METRIC_INGESTION_BYTES_UNCOMPRESSED,
+              st.bytes_json - d->seen_bytes_json);
+  metrics_inc(d->metrics, METRIC_RECORDS_TIME_CLAMPED,
+              st.clamped - d->seen_clamped);
+  d->seen_retries = st.retries;
+  d->seen_bytes_sent = st.bytes_sent;
+  d->seen_bytes_json = st.bytes_json;
+  d->seen_clamped = st.clamped;
+  if(d->cred) {
+    cred_get_stats(d->cred, &cs);
+    if(cs.expires_at_ms)
+      metrics_set(d->metrics, METRIC_TOKEN_EXPIRY_INGESTION,
+                  cs.expires_at_ms / 1000);
+  }
+  if(d->storage_cred) {
+    cred_get_stats(d->storage_cred, &cs);
+    if(cs.expires_at_ms)
+      metrics_set(d->metrics, METRIC_TOKEN_EXPIRY_STORAGE,
+                  cs.expires_at_ms / 1000);
+  }
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static size_t
+jobs_busy(const struct daemon *d)
+{
+  size_t n = 0;
+
+  for(const struct job *j = d->jobs; j; j = j->next) {
+    if(j->phase != JOB_QUEUED)
+      n++;
+  }
+  return n;
+}
+
+static void
+close_cb_noop(uv_handle_t *h)
+{
+  (void)h;
+}
+
+static void
+finish(struct daemon *d)
+{
+  if(d->closing)
+    return;
+  d->closing = 1;
+  sdnotify_send("STOPPING=1\nSTATUS=stopped");
+  log_info(MOD, "stopped");
+  clients_close(d, NULL);
+  uv_close((uv_handle_t *)&d->poll_timer, close_cb_noop);
+  uv_close((uv_handle_t *)&d->tick_timer, close_cb_noop);
+  uv_close((uv_handle_t *)&d->stop_timer, close_cb_noop);
+  uv_close((uv_handle_t *)&d->sig_term, close_cb_noop);
+  uv_close((uv_handle_t *)&d->sig_int, close_cb_noop);
+  uv_close((uv_handle_t *)&d->sig_hup, close_cb_noop);
+}
+
+static void apply_reload(struct daemon *d);
+
+static void
+maybe_drained(struct daemon *d)
+{
+  if(!d->stopping && !d->reloading)
+    return;
+  if(d->listing || d->lane_busy || d->lane_head || jobs_busy(d))
+    return;
+  if(d->stopping) {
+    /* Jobs never started are simply left for the next run. */
+    while(d->jobs)
+      job_remove(d->jobs);
+    finish(d);
+  }
+  else
+    apply_reload(d);
+}
+
+static void
+on_stop_timer(uv_timer_t *t)
+{
+  struct daemon *d = t->data;
+
+  log_warn(MOD, "shutdown_timeout reached with %zu blobs in flight; they "
+           "are left unfinished and will be sent again", jobs_busy(d));
+  d->stopping_hard = 1;
+  atomic_store(&d->abort_work, 1);
+  /* Closing the clients completes every transfer with ERR_ABORTED, which
+     drops its job uncommitted. */
+  clients_close(d, NULL);
+  maybe_drained(d);
+}
+
+static void
+request_stop(struct daemon *d, const char *why)
+{
+  if(d->stopping)
+    return;
+  log_info(MOD, "%s: stopping (finishing in-flight blobs within %" PRIu64
+           " ms)", why, d->cfg->shutdown_timeout_ms);
+  sdnotify_send("STOPPING=1\nSTATUS=stopping");
+  d->stopping = 1;
+  uv_timer_stop(&d->poll_timer);
+  if(d->list_op) {
+    struct storage_op *op = d->list_op;
+
+    d->list_op = NULL;
+    storage_cancel(op);
+  }
+  uv_timer_start(&d->stop_timer, on_stop_timer, d->cfg->shutdown_timeout_ms,
+                 0);
+  maybe_drained(d);
+}
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+  struct daemon *d = s->data;
+  char *errors = NULL;
+  struct config *ncfg = NULL;
+  int rc;
+
+  if(signum != SIGHUP) {
+    request_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    return;
+  }
+  if(d->stopping)
+    return;
+  rc = config_load(d->config_path, &ncfg, &errors);
+  if(rc) {
+    log_error(MOD, "SIGHUP: the new configuration is invalid; keeping the "
+              "old one:");
+    for(char *line = errors ? strtok(errors, "\n") : NULL; line;
+        line = strtok(NULL, "\n"))
+      log_error(MOD, "  %s", line);
+    free(errors);
+    return;
+  }
+  config_register_secrets(ncfg);
+  log_set_level(ncfg->log.level);
+  log_set_format(ncfg->log.format);
+  log_info(MOD, "SIGHUP: configuration reloaded; applying it once the "
+           "blobs in flight are done");
+  config_destroy(d->next_cfg);
+  d->next_cfg = ncfg;
+  d->reloading = 1;
+  uv_timer_stop(&d->poll_timer);
+  maybe_drained(d);
+}
+
+static void
+reload_reopened(struct daemon *d)
+{
+  int rc = clients_create(d);
+
+  d->reloading = 0;
+  if(rc) {
+    log_error(MOD, "cannot apply the reloaded configuration: %s; stopping",
+              err_str(rc));
+    d->exit_rc = rc;
+    request_stop(d, "reload failure");
+    return;
+  }
+  log_info(MOD, "reloaded configuration in effect");
+  uv_timer_start(&d->poll_timer, d->poll_timer.timer_cb, 0, 0);
+}
+
+static void
+apply_reload(struct daemon *d)
+{
+  struct config *old = d->cfg;
+
+  /* The pipeline is empty: rebuild every client on the new config. */
+  while(d->jobs)
+    job_remove(d->jobs);
+  d->cfg = d->next_cfg;
+  d->next_cfg = NULL;
+  config_destroy(old);
+  clients_close(d, reload_reopened);
+}
+
+static void
+on_tick(uv_timer_t *t)
+{
+  struct daemon *d = t->data;
+  uint64_t now = now_ms(d);
+
+  metrics_heartbeat(d->metrics);
+  sync_ingest_metrics(d);
+  if(d->watchdog_ms && now - d->last_watchdog >= d->watchdog_ms / 2) {
+    d->last_watchdog = now;
+    sdnotify_send("WATCHDOG=1");
+  }
+}
+
+/* Opens the state, spool and dead-letter directories and the checkpoint. */
+static int
+state_open(struct daemon *d)
+{
+  struct checkpoint_opts o;
+  char err[1024] = "", dldir[4200];
+  DIR *dir;
+  struct dirent *de;
+  int rc;
+
+  if(mkdir(d->cfg->state.directory, 0700) < 0 && errno != EEXIST) {
+    log_error(MOD, "cannot create state.directory %s: %s",
+              d->cfg->state.directory, strerror(errno));
+    return ERR_CONFIG;
+  }
+  snprintf(d->spool_dir, sizeof(d->spool_dir), "%s/spool",
+           d->cfg->state.directory);
+  if(mkdir(d->spool_dir, 0700) < 0 && errno != EEXIST) {
+    log_error(MOD, "cannot create %s: %s", d->spool_dir, strerror(errno));
+    return ERR_CONFIG;
+  }
+  /* Spool files are unlinked at creation; names left by a crash of the
+     mkstemp fallback are removed here. */
+  if((dir = opendir(d->spool_dir)) != NULL) {
+    while((de = readdir(dir)) != NULL) {
+      if(!strncmp(de->d_name, "blob-", 5))
+        unlinkat(dirfd(dir), de->d_name, 0);
+    }
+    closedir(dir);
+  }
+  memset(&o, 0, sizeof(o));
+  o.dir = d->cfg->state.directory;
+  o.grace = (int64_t)(d->cfg->state.grace_ms / 1000);
+  o.start_from = d->cfg->source.start_from == CONFIG_START_NOW ? wall_now()
+                 : d->cfg->source.start_from == CONFIG_START_TIME
+                   ? d->cfg->source.start_time : 0;
+  rc = checkpoint_open(&o, &d->ck, err, sizeof(err));
+  if(rc) {
+    log_error(MOD, "checkpoint: %s", err);
+    if(rc == ERR_PARSE)
+      log_error(MOD, "refusing to start: a corrupt checkpoint would make "
+                "the daemon send every report again. Inspect it, restore a "
+                "backup, or move the state directory aside to start over "
+                "deliberately (with source.start_from set as wanted).");
+    return rc;
+  }
+  snprintf(dldir, sizeof(dldir), "%s/dead-letter", d->cfg->state.directory);
+  rc = deadletter_open(dldir, DEADLETTER_SYNC_EACH, &d->dl);
+  if(rc) {
+    log_error(MOD, "cannot open the dead-letter directory %s: %s", dldir,
+              err_str(rc));
+    return ERR_CONFIG;
+  }
+  return 0;
+}
+
+int
+daemon_run(const char *config_path, struct config *cfg)
+{
+  struct daemon *d = calloc(1, sizeof(*d));
+  char err[512] = "", nthreads[24];
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  int rc = ERR_NOMEM;
+  struct metrics_health h = { 0, 0 };
+
+  if(!d) {
+    config_destroy(cfg);
+    return ERR_NOMEM;
+  }
+  d->cfg = cfg;
+  d->config_path = strdup(config_path);
+  if(ncpu < 1)
+    ncpu = 1;
+  /* The pool runs transforms (CPU-bound: one per core), body preparation
+     and the checkpoint lane; size it for that rather than libuv's default
+     of 4, unless the operator set it. It must be set before the loop first
+     uses the pool. */
+  d->max_transforms = (size_t)ncpu;
+  if(!getenv("UV_THREADPOOL_SIZE")) {
+    snprintf(nthreads, sizeof(nthreads), "%ld", ncpu + 2);
+    setenv("UV_THREADPOOL_SIZE", nthreads, 1);
+  }
+  if((rc = uv_loop_init(&d->loop)) != 0) {
+    log_error(MOD, "uv_loop_init: %s", uv_strerror(rc));
+    rc = ERR_NOMEM;
+    goto out_noloop;
+  }
+  if((rc = metrics_create(&d->metrics)) != 0)
+    goto out_loop;
+  if((rc = state_open(d)) != 0)
+    goto out_loop;
+  h.ready_window_ms = (uint32_t)(cfg->source.poll_interval_ms * 4 > 60000
+                                 ? cfg->source.poll_interval_ms * 4 : 60000);
+  rc = metrics_server_start(d->metrics, cfg->metrics.listen, &h, &d->msrv,
+                            err, sizeof(err));
+  if(rc) {
+    log_error(MOD, "%s", err);
+    rc = ERR_CONFIG;
+    goto out_loop;
+  }
+  if((rc = clients_create(d)) != 0)
+    goto out_loop;
+  metrics_set_config_loaded(d->metrics, 1);
+
+  uv_timer_init(&d->loop, &d->poll_timer);
+  uv_timer_init(&d->loop, &d->tick_timer);
+  uv_timer_init(&d->loop, &d->stop_timer);
+  uv_signal_init(&d->loop, &d->sig_term);
+  uv_signal_init(&d->loop, &d->sig_int);
+  uv_signal_init(&d->loop, &d->sig_hup);
+  d->poll_timer.data = d->tick_timer.data = d->stop_timer.data = d;
+  d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
+  d->poll_timer.timer_cb = on_poll_timer;
+  uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+  uv_signal_start(&d->sig_int, on_signal, SIGINT);
+  uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
+  {
+    uint64_t us;
+
+    sdnotify_watchdog_usec(&us);
+    d->watchdog_ms = us / 1000;
+  }
+  uv_timer_start(&d->tick_timer, on_tick, 0, 1000);
+  uv_timer_start(&d->poll_timer, on_poll_timer, 0, 0);
+  log_info(MOD, "spectra-sentinel %s running: container %s, destination %s",
+           SS_VERSION, cfg->source.container,
+           cfg->destination.type == CONFIG_DEST_FILE ? cfg->destination.path
+                                                     : cfg->destination.stream);
+  sdnotify_send("READY=1\nSTATUS=polling");
+
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+  rc = d->exit_rc;
+
+out_loop:
+  if(!d->closing) {
+    /* A start-up failure: close what was opened. */
+    clients_close(d, NULL);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+  }
+  if(uv_loop_close(&d->loop) != 0) {
+    log_error(MOD, "uv_loop_close: handles left open at exit");
+    if(!rc)
+      rc = ERR_INVAL;
+  }
+out_noloop:
+  metrics_server_stop(d->msrv);
+  metrics_destroy(d->metrics);
+  checkpoint_destroy(d->ck);
+  deadletter_destroy(d->dl);
+  free(d->marker);
+  free(d->config_path);
+  config_destroy(d->cfg);
+  config_destroy(d->next_cfg);
+  free(d);
+  return rc;
+}
+
+/* ---- check --online ---------------------------------------------------- */
+
+struct online {
+  struct daemon *d;
+  int pending;
+  int failures;
+};
+
+static void
+online_token(void *ud, int rc, const char *token, const char *err)
+{
+  struct online *o = ud;
+
+  (void)token;
+  o->pending--;
+  if(rc) {
+    o->failures++;
+    printf("FAIL  Entra ID token for %s: %s\n", o->d->cfg->credential.scope,
+           err && *err ? err : err_str(rc));
+  }
+  else
+    printf("ok    Entra ID token for %s (%s)\n", o->d->cfg->credential.scope,
+           cred_describe(o->d->cred));
+}
+
+static void
+online_list(const struct storage_result *res, struct blob_page *page,
+            void *ud)
+{
+  struct online *o = ud;
+
+  o->pending--;
+  if(res->rc || !page) {
+    o->failures++;
+    printf("FAIL  list %s/%s: %s\n", storage_endpoint(o->d->storage),
+           o->d->cfg->source.container,
+           res->message[0] ? res->message : err_str(res->rc));
+  }
+  else
+    printf("ok    list %s/%s (%s): %zu blobs on the first page%s\n",
+           storage_endpoint(o->d->storage), o->d->cfg->source.container,
+           storage_auth_name(o->d->storage), page->n,
+           page->next_marker && *page->next_marker ? ", more follow" : "");
+}
+
+static void
+online_closed(struct daemon *d)
+{
+  (void)d;
+}
+
+int
+daemon_check_online(const struct config *cfg)
+{
+  struct daemon *d = calloc(1, sizeof(*d));
+  struct online o = { d, 0, 0 };
+  int rc;
+
+  if(!d)
+    return ERR_NOMEM;
+  d->cfg = (struct config *)cfg; /* borrowed: never destroyed here */
+  if((rc = uv_loop_init(&d->loop)) != 0) {
+    free(d);
+    return ERR_NOMEM;
+  }
+  if((rc = metrics_create(&d->metrics)) != 0 ||
+     (rc = clients_create(d)) != 0) {
+    printf("FAIL  setting up the clients: %s\n", err_str(rc));
+    o.failures++;
+  }
+  else {
+    if(d->cred) {
+      o.pending++;
+      if(cred_get_token(d->cred, online_token, &o) != 0) {
+        o.pending--;
+        o.failures++;
+      }
+    }
+    o.pending++;
+    if(storage_list_page(d->storage, cfg->source.prefix, NULL, 5,
+                         online_list, &o, NULL) != 0) {
+      o.pending--;
+      o.failures++;
+    }
+    while(o.pending > 0 && uv_run(&d->loop, UV_RUN_ONCE))
+      ;
+    if(cfg->destination.type == CONFIG_DEST_FILE)
+      printf("ok    destination: NDJSON file %s\n", cfg->destination.path);
+    else
+      printf("info  destination: %s/dataCollectionRules/%s/streams/%s "
+             "(not probed: a test request would ingest data)\n",
+             cfg->destination.endpoint, cfg->destination.dcr_immutable_id,
+             cfg->destination.stream);
+  }
+  clients_close(d, online_closed);
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+  rc = uv_loop_close(&d->loop);
+  metrics_destroy(d->metrics);
+  free(d);
+  return o.failures ? ERR_AUTH : (rc ? ERR_INVAL : 0);
+}
