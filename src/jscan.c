@@ -837,9 +837,12 @@ unit_len(const char *v, size_t i, size_t n)
 
   if(c == '\\') {
     if(i + 1 < n && v[i + 1] == 'u') {
-      /* A surrogate pair (\uD8xx-\uDBxx, then \u...) is one unit. */
-      if(i + 11 < n && (v[i + 2] | 0x20) == 'd' && v[i + 6] == '\\' &&
-         v[i + 7] == 'u') {
+      /*
+       * A high surrogate (\uD800-\uDBFF) starts a pair, one 12-byte unit
+       * (validated input always has the low half), even when the prefix
+       * ends inside it.
+       */
+      if(i + 3 < n && (v[i + 2] | 0x20) == 'd') {
         char c3 = (char)(v[i + 3] | 0x20);
 
         if(c3 == '8' || c3 == '9' || c3 == 'a' || c3 == 'b')
@@ -918,7 +921,7 @@ shrink_cut(char *v, size_t n, size_t max, enum jscan_fit *fit)
         size_t u = unit_len(v, i, n);
 
         if(i + u > n)
-          break;
+          goto done; /* the copied prefix ends inside this unit */
         i += u;
         if(i + 1 + d <= max) /* the closing '"' and d closers follow */
           best = i;
@@ -941,6 +944,7 @@ shrink_cut(char *v, size_t n, size_t max, enum jscan_fit *fit)
       best = i;
     st = AFTER_VALUE;
   }
+done:
   nclo = open_closers(v, best, clo, sizeof(clo), &instr);
   if(instr)
     v[best++] = '"';
@@ -1696,7 +1700,7 @@ cp_object(struct jscan *s, struct buf *o, size_t end, unsigned depth,
         return rc;
     }
     /* No member fits in fewer bytes than ,"":0 (or "":0 when first). */
-    if(inner - o->len < (size_t)(kept ? 6 : 4))
+    if(inner - o->len < (size_t)(kept ? 5 : 4))
       stop = 1;
     c = js_peek(s);
     if(c == ',') {
