@@ -37,11 +37,31 @@ int log_level_parse(const char *s, enum log_level *out);
 void log_set_fd(int fd);
 
 /*
- * Registers a secret to be scrubbed from every line (replaced by "***").
- * The string is copied; secrets shorter than 6 bytes are ignored, since
- * scrubbing them would mangle ordinary words. Returns 0 or ERR_NOMEM.
+ * Registers a secret to be scrubbed from every line (replaced by "***"),
+ * together with its percent-encoded form (the way a form body or a query
+ * string carries it). The string is borrowed and copied; secrets shorter
+ * than 6 bytes are ignored, since scrubbing them would mangle ordinary
+ * words. Registrations are counted: registering a secret that is already
+ * registered (by another module, or again after a reload) adds a
+ * reference. When one registered secret contains another, the longer is
+ * scrubbed first. Returns 0 or ERR_NOMEM.
  */
 int log_secret_add(const char *secret);
+
+/*
+ * Drops one registration of secret (borrowed), made by log_secret_add;
+ * the last one forgets it and wipes the copy. For secrets that rotate (an
+ * access token replaced by a fresher one), so that the list does not grow
+ * for the life of the daemon. Only remove a secret that nothing still
+ * uses: once forgotten it is no longer scrubbed. Returns 0 (also for a
+ * secret too short to have been registered) or ERR_NOTFOUND when it is
+ * not registered.
+ */
+int log_secret_remove(const char *secret);
+
+/* The number of strings being scrubbed (each secret and its encoded form
+   count once; references do not add). For tests and metrics. */
+size_t log_secret_count(void);
 
 /* Forgets every registered secret (at exit, and in tests). */
 void log_secret_clear(void);

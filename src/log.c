@@ -24,7 +24,22 @@ static enum log_level log_level = LOG_INFO;
 static enum log_format log_format = LOG_FORMAT_TEXT;
 static int log_fd = 2;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char **log_secrets;
+
+/*
+ * A registered secret. Several modules may register the same string (two
+ * credential providers, a reload that registers the configuration again),
+ * so each entry counts its registrations and disappears with the last
+ * log_secret_remove. The list is kept longest first: a secret that holds
+ * another (a SAS token and its sig value) is then scrubbed whole instead
+ * of leaving its other parts around a "***".
+ */
+struct log_secret {
+  char *text;     /* owned; wiped before it is freed */
+  size_t len;
+  unsigned long refs;
+};
+
+static struct log_secret *log_secrets;
 static size_t log_nsecrets;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -65,43 +80,172 @@ log_level_parse(const char *s, enum log_level *out)
   return ERR_INVAL;
 }
 
-int
-log_secret_add(const char *secret)
+/* Overwrites and frees a secret's copy, so that it does not linger in the
+   heap, where a core dump would show it. */
+static void
+secret_wipe(struct log_secret *e)
 {
-  char **n, *copy;
-  int rc = 0;
+  memset(e->text, 0, e->len);
+  free(e->text);
+}
 
-  if(!secret || strlen(secret) < LOG_SECRET_MIN)
-    return 0;
-  pthread_mutex_lock(&log_lock);
+/* The index of text in the list, or log_nsecrets. Caller holds log_lock. */
+static size_t
+secret_find(const char *text)
+{
   for(size_t i = 0; i < log_nsecrets; i++) {
-    if(!strcmp(log_secrets[i], secret))
-      goto out;
+    if(!strcmp(log_secrets[i].text, text))
+      return i;
   }
-  copy = strdup(secret);
+  return log_nsecrets;
+}
+
+/*
+ * Registers one string (a copy, or one more reference to an equal one),
+ * keeping the list longest first. Caller holds log_lock. 0 or ERR_NOMEM.
+ */
+static int
+secret_add_locked(const char *text)
+{
+  size_t i = secret_find(text), len = strlen(text);
+  struct log_secret *n;
+  char *copy;
+
+  if(i < log_nsecrets) {
+    log_secrets[i].refs++;
+    return 0;
+  }
+  copy = strdup(text);
   n = copy ? realloc(log_secrets, (log_nsecrets + 1) * sizeof(*n)) : NULL;
   if(!n) {
     free(copy);
-    rc = ERR_NOMEM;
-    goto out;
+    return ERR_NOMEM;
   }
   log_secrets = n;
-  log_secrets[log_nsecrets++] = copy;
-out:
+  for(i = log_nsecrets; i > 0 && log_secrets[i - 1].len < len; i--)
+    log_secrets[i] = log_secrets[i - 1];
+  log_secrets[i].text = copy;
+  log_secrets[i].len = len;
+  log_secrets[i].refs = 1;
+  log_nsecrets++;
+  return 0;
+}
+
+/* Drops one reference to text. Caller holds log_lock. 0 or ERR_NOTFOUND. */
+static int
+secret_remove_locked(const char *text)
+{
+  size_t i = secret_find(text);
+
+  if(i == log_nsecrets)
+    return ERR_NOTFOUND;
+  if(--log_secrets[i].refs)
+    return 0;
+  secret_wipe(&log_secrets[i]);
+  memmove(&log_secrets[i], &log_secrets[i + 1],
+          (log_nsecrets - i - 1) * sizeof(*log_secrets));
+  if(--log_nsecrets == 0) {
+    free(log_secrets);
+    log_secrets = NULL;
+  }
+  return 0;
+}
+
+/*
+ * The percent-encoded form of secret (RFC 3986 unreserved characters
+ * kept, other bytes as %XX), as a form body or a query string carries it,
+ * in a new string owned by the caller; NULL when it equals the secret or
+ * out of memory.
+ */
+static char *
+secret_encoded(const char *secret)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  size_t n = strlen(secret), w = 0;
+  char *out;
+
+  if(strspn(secret, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                    "0123456789-._~") == n)
+    return NULL;
+  out = malloc(3 * n + 1);
+  if(!out)
+    return NULL;
+  for(const char *p = secret; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+
+    if((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+       c == '~')
+      out[w++] = (char)c;
+    else {
+      out[w++] = '%';
+      out[w++] = hex[c >> 4];
+      out[w++] = hex[c & 15];
+    }
+  }
+  out[w] = '\0';
+  return out;
+}
+
+int
+log_secret_add(const char *secret)
+{
+  char *enc;
+  int rc;
+
+  if(!secret || strlen(secret) < LOG_SECRET_MIN)
+    return 0;
+  enc = secret_encoded(secret);
+  pthread_mutex_lock(&log_lock);
+  rc = secret_add_locked(secret);
+  if(!rc && enc && (rc = secret_add_locked(enc)) != 0)
+    (void)secret_remove_locked(secret);
   pthread_mutex_unlock(&log_lock);
+  if(enc) {
+    memset(enc, 0, strlen(enc));
+    free(enc);
+  }
   return rc;
+}
+
+int
+log_secret_remove(const char *secret)
+{
+  char *enc;
+  int rc;
+
+  if(!secret || strlen(secret) < LOG_SECRET_MIN)
+    return 0;
+  enc = secret_encoded(secret);
+  pthread_mutex_lock(&log_lock);
+  rc = secret_remove_locked(secret);
+  if(!rc && enc)
+    (void)secret_remove_locked(enc);
+  pthread_mutex_unlock(&log_lock);
+  if(enc) {
+    memset(enc, 0, strlen(enc));
+    free(enc);
+  }
+  return rc;
+}
+
+size_t
+log_secret_count(void)
+{
+  size_t n;
+
+  pthread_mutex_lock(&log_lock);
+  n = log_nsecrets;
+  pthread_mutex_unlock(&log_lock);
+  return n;
 }
 
 void
 log_secret_clear(void)
 {
   pthread_mutex_lock(&log_lock);
-  for(size_t i = 0; i < log_nsecrets; i++) {
-    /* Overwrite before freeing so that the secret does not linger in the
-       heap, where a core dump would show it. */
-    memset(log_secrets[i], 0, strlen(log_secrets[i]));
-    free(log_secrets[i]);
-  }
+  for(size_t i = 0; i < log_nsecrets; i++)
+    secret_wipe(&log_secrets[i]);
   free(log_secrets);
   log_secrets = NULL;
   log_nsecrets = 0;
@@ -113,8 +257,8 @@ static void
 scrub_locked(char *s, size_t cap)
 {
   for(size_t i = 0; i < log_nsecrets; i++) {
-    const char *sec = log_secrets[i];
-    size_t sl = strlen(sec);
+    const char *sec = log_secrets[i].text;
+    size_t sl = log_secrets[i].len;
     char *p = s;
 
     while((p = strstr(p, sec)) != NULL) {

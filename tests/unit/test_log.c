@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "err.h"
 #include "log.h"
 
 /* Captures what the logger writes during fn into out. */
@@ -116,6 +117,119 @@ test_level_parse(void **state)
   assert_int_not_equal(log_level_parse("verbose", &l), 0);
 }
 
+/* The message emit_text logs (set by each test). */
+static const char *text_to_log;
+
+static void
+emit_text(void)
+{
+  log_warn("t", "%s", text_to_log);
+}
+
+/* Logs text and returns what the logger wrote, in out. */
+static const char *
+logged(char *out, size_t cap, const char *text)
+{
+  text_to_log = text;
+  capture(out, cap, emit_text);
+  return out;
+}
+
+static void
+test_secret_remove_stops_scrubbing(void **state)
+{
+  char out[4096];
+
+  (void)state;
+  log_set_format(LOG_FORMAT_TEXT);
+  log_set_level(LOG_INFO);
+  assert_int_equal(log_secret_add("tok-AAAA-1111"), 0);
+  assert_int_equal(log_secret_count(), 1);
+  assert_non_null(strstr(logged(out, sizeof(out), "a tok-AAAA-1111 b"),
+                         "t: a *** b"));
+  assert_int_equal(log_secret_remove("tok-AAAA-1111"), 0);
+  assert_int_equal(log_secret_count(), 0);
+  /* Forgotten: the same text is written as it is. */
+  assert_non_null(strstr(logged(out, sizeof(out), "a tok-AAAA-1111 b"),
+                         "t: a tok-AAAA-1111 b"));
+  assert_int_equal(log_secret_remove("tok-AAAA-1111"), ERR_NOTFOUND);
+  /* Too short to be registered: nothing to remove, and no error. */
+  assert_int_equal(log_secret_remove("abc"), 0);
+  log_secret_clear();
+}
+
+static void
+test_secret_registrations_are_counted(void **state)
+{
+  char out[4096];
+
+  (void)state;
+  log_set_format(LOG_FORMAT_TEXT);
+  /* Two modules register the same secret; one of them rotates it away. */
+  assert_int_equal(log_secret_add("shared-secret-42"), 0);
+  assert_int_equal(log_secret_add("shared-secret-42"), 0);
+  assert_int_equal(log_secret_count(), 1);
+  assert_int_equal(log_secret_remove("shared-secret-42"), 0);
+  assert_null(strstr(logged(out, sizeof(out), "x shared-secret-42"),
+                     "shared-secret-42"));
+  assert_int_equal(log_secret_remove("shared-secret-42"), 0);
+  assert_non_null(strstr(logged(out, sizeof(out), "x shared-secret-42"),
+                         "shared-secret-42"));
+  assert_int_equal(log_secret_count(), 0);
+  log_secret_clear();
+}
+
+static void
+test_secret_rotation_keeps_the_list_small(void **state)
+{
+  char out[4096], tok[64], prev[64] = "";
+
+  (void)state;
+  log_set_format(LOG_FORMAT_TEXT);
+  assert_int_equal(log_secret_add("config-client-secret"), 0);
+  /* A day of hourly tokens, each unregistered when the next replaces it,
+     as cred.c does. */
+  for(int i = 0; i < 48; i++) {
+    snprintf(tok, sizeof(tok), "eyJ0eXAi.token-%d.sig", i);
+    assert_int_equal(log_secret_add(tok), 0);
+    if(prev[0])
+      assert_int_equal(log_secret_remove(prev), 0);
+    memcpy(prev, tok, sizeof(tok));
+    assert_true(log_secret_count() <= 2);
+  }
+  assert_non_null(strstr(logged(out, sizeof(out),
+                                "Bearer eyJ0eXAi.token-47.sig and "
+                                "config-client-secret"),
+                         "Bearer *** and ***"));
+  log_secret_clear();
+  assert_int_equal(log_secret_count(), 0);
+}
+
+static void
+test_secret_encoded_form_and_longest_first(void **state)
+{
+  char out[4096];
+
+  (void)state;
+  log_set_format(LOG_FORMAT_TEXT);
+  /* A client secret as a form body or a query string carries it. */
+  assert_int_equal(log_secret_add("p@ss/w0rd+Q=="), 0);
+  assert_int_equal(log_secret_count(), 2);
+  logged(out, sizeof(out), "client_secret=p%40ss%2Fw0rd%2BQ%3D%3D&scope=x");
+  assert_null(strstr(out, "w0rd"));
+  assert_non_null(strstr(out, "client_secret=***&scope=x"));
+  /* A secret inside a longer one: the longer goes whole, whatever the
+     order of registration. */
+  assert_int_equal(log_secret_add("sig123456"), 0);
+  assert_int_equal(log_secret_add("sv=2023&sig123456&se=2030"), 0);
+  logged(out, sizeof(out), "q=sv=2023&sig123456&se=2030 end");
+  assert_non_null(strstr(out, "q=*** end"));
+  assert_int_equal(log_secret_remove("p@ss/w0rd+Q=="), 0);
+  assert_non_null(strstr(logged(out, sizeof(out), "p%40ss%2Fw0rd"),
+                         "p%40ss%2Fw0rd"));
+  log_secret_clear();
+}
+
 int
 main(void)
 {
@@ -124,6 +238,10 @@ main(void)
     cmocka_unit_test(test_secret_scrubbed_and_newlines_folded),
     cmocka_unit_test(test_json_format_is_valid_json),
     cmocka_unit_test(test_level_parse),
+    cmocka_unit_test(test_secret_remove_stops_scrubbing),
+    cmocka_unit_test(test_secret_registrations_are_counted),
+    cmocka_unit_test(test_secret_rotation_keeps_the_list_small),
+    cmocka_unit_test(test_secret_encoded_form_and_longest_first),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
