@@ -79,6 +79,31 @@ storage_conn_account_from_endpoint(const char *endpoint)
   }
 }
 
+/*
+ * Whether url ("scheme://authority/...") has a host: a non-empty authority
+ * without user information. "http://" alone, or "https://user@host",
+ * would send requests somewhere the operator did not mean.
+ */
+static int
+url_has_host(const char *url)
+{
+  const char *a = strstr(url, "://");
+  size_t n;
+
+  if(!a)
+    return 0;
+  a += 3;
+  n = strcspn(a, "/?#");
+  return n > 0 && !memchr(a, '@', n);
+}
+
+/* Whether s is made only of the bytes in set, and not empty. */
+static int
+only_of(const char *s, const char *set)
+{
+  return *s && strspn(s, set) == strlen(s);
+}
+
 /* Copies value (len bytes) into *dst unless the key was seen before. */
 static int
 set_once(char **dst, const char *key, const char *v, size_t len, char *err,
@@ -183,6 +208,20 @@ storage_conn_parse(const char *s, struct storage_conn *out, char *err,
       goto out;
     }
   }
+  /* The account and the suffix become part of the host name: a '/', '@'
+     or '?' in them would change which host gets the signed requests. */
+  if(account && !only_of(account, "abcdefghijklmnopqrstuvwxyz"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")) {
+    snprintf(err, errlen, "connection string: AccountName must be letters "
+             "and digits");
+    goto out;
+  }
+  if(suffix && *suffix && !only_of(suffix, "abcdefghijklmnopqrstuvwxyz"
+                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")) {
+    snprintf(err, errlen, "connection string: EndpointSuffix must be a host "
+             "name");
+    goto out;
+  }
   if(proto && strcasecmp(proto, "https") && strcasecmp(proto, "http")) {
     snprintf(err, errlen, "connection string: DefaultEndpointsProtocol must "
              "be https or http");
@@ -192,6 +231,11 @@ storage_conn_parse(const char *s, struct storage_conn *out, char *err,
     if(strncasecmp(blob, "https://", 8) && strncasecmp(blob, "http://", 7)) {
       snprintf(err, errlen, "connection string: BlobEndpoint must be an "
                "http(s) URL");
+      goto out;
+    }
+    if(!url_has_host(blob)) {
+      snprintf(err, errlen, "connection string: BlobEndpoint must name a "
+               "host (and no user information)");
       goto out;
     }
     rc = buf_puts(&ep, blob);

@@ -335,6 +335,51 @@ test_conn_errors_name_the_key_not_the_value(void **state)
   assert_null(c.blob_endpoint);
 }
 
+/*
+ * Found by fuzz_storage_conn: an endpoint without a host ("http://", whose
+ * slashes were then stripped to "http:") and an empty AccountName
+ * ("https://.blob.core.windows.net") were accepted. Names that would
+ * change the host (a '/', '@' or '?' in AccountName or EndpointSuffix)
+ * and user information in BlobEndpoint are refused too.
+ */
+static void
+test_conn_endpoint_must_name_a_host(void **state)
+{
+  static const char *const bad[] = {
+    "UseDevelopmentStorage=true;BlobEndpoint=http://",
+    "BlobEndpoint=https:///;SharedAccessSignature=sv=1&sig=x",
+    "BlobEndpoint=https://?x;SharedAccessSignature=sv=1&sig=x",
+    "BlobEndpoint=https://user:pw@acct.blob.core.windows.net;"
+      "SharedAccessSignature=sv=1&sig=x",
+    "AccountName=;AccountKey=YWJjZA==",
+    "AccountName=evil.example/x?;AccountKey=YWJjZA==",
+    "AccountName=a@b;AccountKey=YWJjZA==",
+    "AccountName=a;AccountKey=YWJjZA==;EndpointSuffix=evil.example/x#",
+  };
+  struct storage_conn c;
+  char err[256];
+
+  (void)state;
+  for(size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    err[0] = '\0';
+    assert_int_equal(storage_conn_parse(bad[i], &c, err, sizeof(err)),
+                     ERR_CONFIG);
+    assert_null(c.blob_endpoint);
+    assert_true(err[0] != '\0');
+    /* The message names the key, not the value. */
+    assert_null(strstr(err, "YWJjZA=="));
+    assert_null(strstr(err, "evil"));
+  }
+  /* An emulator account with digits and a suffix with a port-free host
+     are still fine. */
+  assert_int_equal(storage_conn_parse("AccountName=dev1Acct;AccountKey="
+                                      "YWJjZA==;EndpointSuffix=core.windows"
+                                      "-int.net", &c, err, sizeof(err)), 0);
+  assert_string_equal(c.blob_endpoint,
+                      "https://dev1Acct.blob.core.windows-int.net");
+  storage_conn_free(&c);
+}
+
 static void
 test_account_from_endpoint(void **state)
 {
@@ -370,6 +415,7 @@ main(void)
     cmocka_unit_test(test_conn_dev_storage),
     cmocka_unit_test(test_conn_sas_and_blob_endpoint),
     cmocka_unit_test(test_conn_errors_name_the_key_not_the_value),
+    cmocka_unit_test(test_conn_endpoint_must_name_a_host),
     cmocka_unit_test(test_account_from_endpoint),
   };
 
