@@ -71,7 +71,16 @@ struct cred {
   char *arc_key_dir;
   long timeout_ms;
 
-  char *token;           /* the cached access token, or NULL */
+  char *token;           /* the cached access token, or NULL; registered
+                            with log_secret_add */
+  char *prev_token;      /* the token replaced last, still registered: a
+                            request sent with it may still be in flight
+                            and echo it; unregistered at the next
+                            replacement (see retire_token) */
+  char *assertion;       /* the federated token last read, registered;
+                            unregistered when the file changes */
+  char *arc_key;         /* the Arc key last used, registered; unregistered
+                            when a challenge brings a new one */
   int64_t expires_ms;    /* wall clock */
   int64_t refresh_ms;
   int64_t lifetime_ms;
@@ -144,6 +153,61 @@ free_secret(char *s)
     memset(s, 0, strlen(s));
     free(s);
   }
+}
+
+/*
+ * Makes *slot (owned, registered with log_secret_add, or NULL) hold a copy
+ * of value (borrowed), registered in turn. The new value is registered
+ * before the old one is unregistered, so there is no moment when neither
+ * is scrubbed. Rotating secrets (a federated token the kubelet renews, a
+ * new Arc key per challenge) thus keep one registration each instead of
+ * one per rotation for the life of the daemon. An equal value changes
+ * nothing; out of memory, the old value stays.
+ */
+static void
+rotate_secret(char **slot, const char *value)
+{
+  char *copy;
+
+  if(*slot && !strcmp(*slot, value))
+    return;
+  copy = strdup(value);
+  if(!copy)
+    return;
+  (void)log_secret_add(copy);
+  if(*slot) {
+    (void)log_secret_remove(*slot);
+    free_secret(*slot);
+  }
+  *slot = copy;
+}
+
+/* Unregisters and frees the secret in *slot (owned, or NULL). */
+static void
+drop_secret(char **slot)
+{
+  if(*slot) {
+    (void)log_secret_remove(*slot);
+    free_secret(*slot);
+    *slot = NULL;
+  }
+}
+
+/*
+ * Takes the cached token out of use (it is replaced or was refused). It
+ * stays registered as a secret until the next one is retired, since a
+ * request sent with it may still be in flight; the one retired before is
+ * unregistered now. So the scrub list holds at most two tokens per
+ * provider instead of every token since the start (about 48 a day).
+ */
+static void
+retire_token(struct cred *c)
+{
+  if(!c->token)
+    return;
+  drop_secret(&c->prev_token);
+  c->prev_token = c->token;
+  c->token = NULL;
 }
 
 /* Appends s percent-encoded (RFC 3986 unreserved characters kept), as form
@@ -353,7 +417,7 @@ attempt_succeeded(struct cred *c, struct token_result *r)
 {
   int64_t now = now_ms(), life = r->lifetime * 1000, at;
 
-  free_secret(c->token);
+  retire_token(c);
   c->token = r->access_token;
   r->access_token = NULL;
   (void)log_secret_add(c->token);
@@ -431,7 +495,7 @@ entra_form(struct cred *c, struct buf *form)
                rc == ERR_TOOBIG ? "it is too large" : strerror(errno));
       return ERR_CONFIG;
     }
-    (void)log_secret_add(file.data);
+    rotate_secret(&c->assertion, file.data);
     rc = put_param(form, "client_assertion_type", JWT_BEARER);
     if(!rc)
       rc = put_param(form, "client_assertion", file.data);
@@ -604,7 +668,7 @@ arc_answer(struct cred *c, const struct http_response *resp)
     rc = ERR_AUTH;
   }
   else {
-    (void)log_secret_add(key.data);
+    rotate_secret(&c->arc_key, key.data);
     c->arc_answered = 1;
     rc = submit(c, key.data);
   }
@@ -733,8 +797,7 @@ cred_invalidate(struct cred *c, const char *token)
     return;
   log_info(MOD, "%s: the token was refused; fetching a new one",
            c->describe);
-  free_secret(c->token);
-  c->token = NULL;
+  retire_token(c);
   c->expires_ms = 0;
   c->refresh_ms = 0;
   c->stats.expires_at_ms = 0;
@@ -764,7 +827,12 @@ cred_destroy(struct cred *c)
     http_request_cancel(c->req);
   c->req = NULL;
   notify(c, ERR_ABORTED, NULL, "the credential provider is shutting down");
-  free_secret(c->token);
+  /* Nothing sends these any more (the request is cancelled and the
+     callers told), so they need no scrubbing after this. */
+  drop_secret(&c->token);
+  drop_secret(&c->prev_token);
+  drop_secret(&c->assertion);
+  drop_secret(&c->arc_key);
   free_secret(c->secret);
   jwt_key_destroy(c->key);
   free(c->tenant);

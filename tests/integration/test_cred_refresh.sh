@@ -48,6 +48,16 @@ grep -q 'token refresh failed: .*500 temporarily_unavailable: AADSTS50196.*curre
   "$WORK/f.err" || fail "failed refresh log: $(cat "$WORK/f.err")"
 ok "a failed refresh backs off and keeps the old token"
 
+# Rotation: five tokens in a row (each refused, as after a 401). cred.c
+# unregisters the tokens it retires, so the logger scrubs the client secret
+# and at most the current and the previous token, not all five.
+drive s cred_driver "${ARGS[@]}" get invalidate get invalidate get invalidate \
+  get invalidate get stats
+[ "$(tokens "$WORK/s.out")" = ABCDE ] || fail "rotation: $(cat "$WORK/s.out")"
+grep -q 'stats requests=5 failures=0 secrets=3$' "$WORK/s.out" ||
+  fail "rotation: retired tokens stay registered: $(cat "$WORK/s.out")"
+ok "retired tokens are unregistered from the log scrubber"
+
 # When every refresh fails, the token expires and callers get the error.
 fake_post "$P" /_fake/faults \
   '[{"role":"token","skip":1,"status":503},{"role":"token","status":503},{"role":"token","status":503},{"role":"token","status":503},{"role":"token","status":503},{"role":"token","status":503}]'

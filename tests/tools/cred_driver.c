@@ -15,7 +15,8 @@
  *   burst=N        ask N times at once before any answer; prints each answer
  *   sleep=MS       let the loop run for MS milliseconds
  *   invalidate     report the last token as refused (as a 401 would)
- *   stats          prints "stats requests=R failures=F"
+ *   stats          prints "stats requests=R failures=F secrets=S", S the
+ *                  strings the logger scrubs (log_secret_count)
  * Exit status: 0 when the script ran (answers may be errors), 2 for usage,
  * 3 when the provider could not be created, 4 when the loop did not close
  * cleanly.
@@ -143,8 +144,9 @@ next_step(void)
     struct cred_stats st;
 
     cred_get_stats(d.cred, &st);
-    printf("stats requests=%llu failures=%llu\n",
-           (unsigned long long)st.requests, (unsigned long long)st.failures);
+    printf("stats requests=%llu failures=%llu secrets=%zu\n",
+           (unsigned long long)st.requests, (unsigned long long)st.failures,
+           log_secret_count());
     fflush(stdout);
     schedule(0);
   }
