@@ -202,11 +202,25 @@ nomem:
   return ERR_NOMEM;
 }
 
+/*
+ * W - grace, the Last-Modified before which every blob is done. Saturated:
+ * the watermark comes from a file, and a (checksummed but absurd) value
+ * near INT64_MIN must not overflow.
+ */
+static int64_t
+window_start(const struct checkpoint *c)
+{
+  int64_t grace = c->grace > 0 ? c->grace : 0;
+
+  return c->watermark < INT64_MIN + grace ? INT64_MIN
+                                          : c->watermark - grace;
+}
+
 /* Drops finished entries older than the watermark window. */
 static void
 prune(struct checkpoint *c)
 {
-  int64_t limit = c->watermark - c->grace;
+  int64_t limit = window_start(c);
 
   for(size_t i = 0; i < c->nbuckets; i++) {
     struct ck_entry **pp = &c->buckets[i];
@@ -344,7 +358,9 @@ split_line(char *line, char **fields)
       return -1;
     fields[n++] = tok;
   }
-  return n;
+  /* A line of only a checksum (" *00000000" is the CRC of nothing) has no
+     type: callers read fields[0]. */
+  return n ? n : -1;
 }
 
 /* ---- applying lines --------------------------------------------------- */
@@ -612,11 +628,15 @@ load_snapshot(struct checkpoint *c, char *err, size_t errlen)
     }
     if(!strcmp(f[0], "END")) {
       char *end;
+      int bad = n != 3;
 
-      errno = 0;
-      want = strtoull(f[2], &end, 16);
-      if(n != 3 || parse_i64(f[1], &v[0]) || (uint64_t)v[0] != count ||
-         errno || *end || want != crc_before) {
+      if(!bad) {
+        errno = 0;
+        want = strtoull(f[2], &end, 16);
+        bad = errno || *end || parse_i64(f[1], &v[0]) ||
+              (uint64_t)v[0] != count || want != crc_before;
+      }
+      if(bad) {
         seterr(err, errlen, "%s:%zu: END line does not match the content "
                "(%" PRIu64 " entries read)", c->snap_path, lineno, count);
         goto out;
@@ -857,7 +877,7 @@ checkpoint_lookup(const struct checkpoint *c, const char *name,
   e = find(c, name);
   if(e && e->state != CHECKPOINT_NEW && !strcmp(e->etag, etag))
     return e->state;
-  if(last_modified < c->watermark - c->grace && !e)
+  if(last_modified < window_start(c) && !e)
     return CHECKPOINT_OLD;
   return CHECKPOINT_NEW;
 }

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "checkpoint.h"
 #include "err.h"
@@ -456,6 +457,95 @@ test_kill9_never_loses_a_synced_commit(void **state)
   assert_true(next > 0);
 }
 
+/* Writes text to path as a file of checkpoint lines, each given its
+   " *CRC"; a line "END n" gets the CRC of the lines before it too. */
+static void
+write_lines(const char *path, const char *const *lines, size_t n)
+{
+  char data[4096], line[512];
+  size_t len = 0;
+  FILE *f;
+
+  for(size_t i = 0; i < n; i++) {
+    int k;
+
+    if(!strncmp(lines[i], "END ", 4))
+      k = snprintf(line, sizeof(line), "%s %08lx", lines[i],
+                   (unsigned long)crc32(0L, (const Bytef *)data,
+                                        (uInt)len));
+    else
+      k = snprintf(line, sizeof(line), "%s", lines[i]);
+    assert_true(k >= 0 && (size_t)k < sizeof(line));
+    len += (size_t)snprintf(data + len, sizeof(data) - len, "%s *%08lx\n",
+                            line, (unsigned long)crc32(0L,
+                                                       (const Bytef *)line,
+                                                       (uInt)k));
+    assert_true(len < sizeof(data));
+  }
+  f = fopen(path, "w");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, len, f), len);
+  fclose(f);
+}
+
+/*
+ * Found by fuzz_checkpoint: a line holding only a checksum (" *00000000",
+ * the CRC of nothing) has no fields, and the loader read the type of a
+ * line that has none (an uninitialised pointer for the first journal
+ * line: valgrind reports it, and it could crash `state` or the daemon's
+ * start). It is a corrupt line like any other.
+ */
+static void
+test_line_of_only_a_checksum_is_refused(void **state)
+{
+  static const char *const snap[] = {
+    "spectra-sentinel-checkpoint 1 0 0 0 0", "END 0"
+  };
+  struct fx *fx = *state;
+  char err[512];
+
+  write_lines(fx->snap, snap, 2);
+  write_lines(fx->journal, (const char *const[]){ "" }, 1);
+  assert_int_equal(open_err(fx, err, sizeof(err)), ERR_PARSE);
+  assert_non_null(strstr(err, "checkpoint.journal:1: corrupt line"));
+  /* The same in the snapshot, where the header came first. */
+  write_lines(fx->snap, (const char *const[]){
+    "spectra-sentinel-checkpoint 1 0 0 0 0", "", "END 0" }, 3);
+  unlink(fx->journal);
+  assert_int_equal(open_err(fx, err, sizeof(err)), ERR_PARSE);
+  assert_non_null(strstr(err, "checkpoint.snap:2: corrupt line"));
+}
+
+/*
+ * Found by fuzz_checkpoint: a watermark near INT64_MIN (checksummed, so
+ * loaded) made W - grace overflow, undefined behaviour that UBSan stops
+ * on. The window start saturates instead.
+ */
+static void
+test_extreme_watermark_does_not_overflow(void **state)
+{
+  static const char *const snap[] = {
+    "spectra-sentinel-checkpoint 1 -9223372036854775808 "
+    "-9223372036854775808 1 0",
+    "D -9223372036854775808 e a 1",
+    "END 1"
+  };
+  struct fx *fx = *state;
+  struct checkpoint *c;
+  struct checkpoint_stats st;
+
+  write_lines(fx->snap, snap, 3);
+  c = open_ck(fx, 3600, 0, 0);
+  checkpoint_get_stats(c, &st);
+  assert_int_equal(st.done, 1);
+  assert_int_equal(checkpoint_lookup(c, "a", "e", INT64_MIN),
+                   CHECKPOINT_DONE);
+  assert_int_equal(checkpoint_lookup(c, "b", "e", INT64_MIN),
+                   CHECKPOINT_NEW);
+  assert_int_equal(checkpoint_advance(c, INT64_MIN + 1), 0);
+  checkpoint_destroy(c);
+}
+
 int
 main(void)
 {
@@ -477,6 +567,10 @@ main(void)
     cmocka_unit_test_setup_teardown(test_floor_is_kept_from_first_start,
                                     setup, teardown),
     cmocka_unit_test_setup_teardown(test_pending_and_lock_and_readonly,
+                                    setup, teardown),
+    cmocka_unit_test_setup_teardown(test_line_of_only_a_checksum_is_refused,
+                                    setup, teardown),
+    cmocka_unit_test_setup_teardown(test_extreme_watermark_does_not_overflow,
                                     setup, teardown),
     cmocka_unit_test_setup_teardown(test_kill9_never_loses_a_synced_commit,
                                     setup, teardown),
