@@ -384,8 +384,48 @@ key_index(enum section sec, const char *name)
 }
 
 /*
+ * Whether s looks like a secret written under the wrong key: an account
+ * key, a SAS token, a client secret or an access token pasted where a name,
+ * a URL or a duration belongs. Messages do not repeat such a value: secrets
+ * are registered with the log scrubber only once the configuration has
+ * loaded, so nothing else would keep this one out of the journal. The rule
+ * is deliberately broad (16 bytes or more without spaces mixing upper case,
+ * lower case and digits, or anything holding a SAS signature or a
+ * connection string's key) and cannot hide what a message is about: the
+ * file, line, column and key are always given.
+ */
+static int
+looks_secret(const char *s)
+{
+  static const char *const marks[] = {
+    "sig=", "accountkey=", "sharedaccesssignature=", "client_secret=",
+    "bearer "
+  };
+  int up = 0, low = 0, dig = 0;
+  size_t n = 0;
+
+  for(size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+    if(strcasestr(s, marks[i]))
+      return 1;
+  }
+  if(strstr(s, "://"))
+    return 0; /* a URL without a signature in it */
+  for(const char *p = s; *p; p++, n++) {
+    unsigned char ch = (unsigned char)*p;
+
+    if(ch == ' ' || ch == '\t')
+      return 0;
+    up |= ch >= 'A' && ch <= 'Z';
+    low |= ch >= 'a' && ch <= 'z';
+    dig |= ch >= '0' && ch <= '9';
+  }
+  return n >= 16 && up && low && dig;
+}
+
+/*
  * Writes s into out as a double-quoted, escaped and (past 80 bytes) cut
- * string, for a message. Never used for a secret.
+ * string, for a message; a value that looks like a secret (looks_secret)
+ * is replaced by its length.
  */
 static const char *
 quoted(const char *s, char *out, size_t cap)
@@ -393,6 +433,11 @@ quoted(const char *s, char *out, size_t cap)
   static const char hex[] = "0123456789abcdef";
   size_t o = 0;
 
+  if(looks_secret(s)) {
+    snprintf(out, cap, "(a value of %zu bytes that looks like a secret, "
+             "not shown)", strlen(s));
+    return out;
+  }
   out[o++] = '"';
   for(; *s && o + 8 < cap; s++) {
     unsigned char ch = (unsigned char)*s;
@@ -1066,6 +1111,8 @@ unknown_key(struct loader *L, enum section sec, const char *name,
   char path[CONFIG_KEY_MAX + 64], best[CONFIG_KEY_MAX] = "";
   size_t bestd = (size_t)-1;
 
+  if(looks_secret(name))
+    name = "(a name that looks like a secret)";
   if(sec == SEC_TOP) {
     snprintf(path, sizeof(path), "%.*s", CONFIG_KEY_MAX, name);
     for(int s = 0; s < SEC_TOP; s++)

@@ -601,6 +601,49 @@ test_invalid_values(void **state)
                 "blob; use [] for that\n");
 }
 
+/*
+ * A secret written under the wrong key (an account key as the account
+ * name, a SAS in a URL, a client secret as a duration or as a key name) is
+ * not repeated by the error message: the configuration failed to load, so
+ * its secrets were never registered with the log scrubber, and the message
+ * goes to the journal. Found by tests/integration/test_secrets.sh.
+ */
+static void
+test_misplaced_secret_not_repeated(void **state)
+{
+  static const char *const lines[] = {
+    "  account: U3BlY3RyYVNlY3JldEFjY3RLZXktMDEyMzQ1Njc4OQ==\n",
+    "  container: U3BlY3RyYVNlY3JldEFjY3RLZXktMDEyMzQ1Njc4OQ==\n",
+    "  poll_interval: cs8Q~SpectraClientSecret2026\n",
+    "  endpoint: https://acct.blob.core.windows.net/?sv=2023&sig=S1gVal\n",
+    "  max_blob_bytes: \"sv=2023-11-03&sp=rl&sig=S1gVal%3D\"\n",
+    "  cs8Q~SpectraClientSecret2026: x\n",
+  };
+
+  (void)state;
+  for(size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+    struct config *c = NULL;
+    char *errs = NULL, yaml[512];
+
+    snprintf(yaml, sizeof(yaml), "source:\n%s  container: reports\n"
+             "destination:\n  type: file\n  path: /tmp/x.ndjson\n",
+             lines[i]);
+    assert_int_equal(config_load_string(yaml, strlen(yaml), "t.yaml", &c,
+                                        &errs), ERR_CONFIG);
+    assert_non_null(errs);
+    if(strstr(errs, "U3Bl") || strstr(errs, "SpectraClientSecret") ||
+       strstr(errs, "S1gVal"))
+      fail_msg("a secret is repeated in:\n%s", errs);
+    /* The message still says where. */
+    assert_non_null(strstr(errs, "t.yaml:2:"));
+    free(errs);
+  }
+  /* Ordinary values are still quoted. */
+  expect_errors(SRC "  auth: sharedkey\n" DST,
+                "t.yaml:4:9: source.auth: invalid value \"sharedkey\" "
+                "(expected one of: auto, shared_key, sas, entra)\n");
+}
+
 static void
 test_invalid_structure(void **state)
 {
@@ -1238,6 +1281,7 @@ main(void)
     cmocka_unit_test(test_round_trip),
     cmocka_unit_test(test_inline_secret_round_trip),
     cmocka_unit_test(test_invalid_values),
+    cmocka_unit_test(test_misplaced_secret_not_repeated),
     cmocka_unit_test(test_invalid_structure),
     cmocka_unit_test(test_invalid_requirements),
     cmocka_unit_test(test_many_errors_file),
