@@ -27,6 +27,49 @@
  *    ^ offset 1         ^ TRANSFORM_TG_OFFSET, TRANSFORM_TG_LEN bytes
  *
  * The other members follow in the table's column order (SPEC section 2).
+ *
+ * Mapping details, where SPEC section 2 leaves room:
+ *   - int columns take JSON integers, finite reals truncated toward zero
+ *     (exactly, on the decimal digits: 2147483647.9999999999 gives
+ *     2147483647, not a rounded double), and strings holding an optional
+ *     sign and decimal digits only (no whitespace, no '.'). A value outside
+ *     the signed 32-bit range of the Log Analytics int type is omitted.
+ *   - process_duration: the task's value when it converts (and fits);
+ *     else processed - submitted when both convert and processed >=
+ *     submitted.
+ *   - index: the entry's value; its 0-based position in tc_report when it
+ *     is absent or null; omitted, like any int column, when it is present
+ *     but does not convert.
+ *   - string columns take strings; a number becomes its JSON text as
+ *     written (1.5e3 gives "1.5e3"); true and false become "true" and
+ *     "false"; null, objects and arrays are omitted.
+ *   - dynamic columns take any value but null, copied compactly (no
+ *     insignificant whitespace) with strings and numbers byte for byte as
+ *     written (escapes are kept, not re-encoded).
+ *   - TimeGenerated is the first of processed, submitted (as converted for
+ *     int columns, but not limited to 32 bits), opts->last_modified, that
+ *     lies in 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z, else opts->now.
+ *   - A key that occurs twice in an object: the last one wins, as in most
+ *     JSON parsers (this holds for tc_report itself too). Keys are compared
+ *     after unescaping ("\u0069ndex" is index).
+ *   - A UTF-8 byte order mark at the start is ignored. NDJSON task objects
+ *     may be separated by any whitespace (or none).
+ *   - Shrinking (max_field_bytes) follows the rule in jscan.h. Each shrunk
+ *     field counts in transform_record.shrunk of every record holding it (a
+ *     shrunk task-level column counts once per record of its task), and
+ *     transform_stats.shrunk is the sum over the records.
+ *
+ * Memory: a 64 KiB read window, one buffer of max_field_bytes per column,
+ * the record being built, and a table of the task-level columns of at most
+ * 8 MiB. A blob whose task-level columns need more (a large NDJSON blob)
+ * is emitted in groups of tasks, with one more pass over the input per
+ * group.
+ *
+ * Errors: ERR_PARSE messages name the problem ("unexpected end of input",
+ * "invalid UTF-8 in string", "lone surrogate in \u escape", "nesting too
+ * deep", "no tc_report array", "tc_report entry is not an object", ...)
+ * and the first offending byte. A later pass that reads different bytes
+ * than the first (a file rewritten in between) fails with ERR_CHANGED.
  */
 #ifndef SS_TRANSFORM_H
 #define SS_TRANSFORM_H
@@ -52,7 +95,8 @@ struct transform_source {
 };
 
 struct transform_opts {
-  size_t max_field_bytes;   /* 0 means TRANSFORM_DEFAULT_MAX_FIELD */
+  size_t max_field_bytes;   /* 0 means TRANSFORM_DEFAULT_MAX_FIELD; more
+                               than 16 MiB is ERR_INVAL */
   int64_t last_modified;    /* blob Last-Modified, Unix s; < 0 if unknown */
   int64_t now;              /* the current time, Unix s (TimeGenerated's
                                last fallback; the caller supplies it so the
@@ -100,8 +144,11 @@ struct transform_stats {
 /*
  * Transforms the report read from src, calling emit for every record.
  * Returns 0; ERR_PARSE for bad input (err says what and where; nothing was
- * emitted); a negative code from the source; or emit's non-zero value.
- * stats and err may be NULL. src, opts and ud are borrowed.
+ * emitted); a negative code from the source (ERR_TOOBIG past a source's
+ * cap, ERR_PARSE for corrupt gzip, both with err filled in as for bad
+ * input); ERR_CHANGED if the input changed between passes; or emit's
+ * non-zero value. stats and err may be NULL. opts may be NULL (defaults,
+ * with now = time(NULL)). src, opts and ud are borrowed.
  */
 int transform_run(const struct transform_source *src,
                   const struct transform_opts *opts, transform_emit_cb emit,

@@ -1265,7 +1265,7 @@ lit_scan(struct jscan *s, const char **text, size_t *len)
 static int
 vskip(struct jscan *s, unsigned depth)
 {
-  uint64_t stk[TRANSFORM_MAX_DEPTH / 64 + 1];
+  uint64_t stk[TRANSFORM_MAX_DEPTH / 64 + 1] = { 0 };
   unsigned d = 0;
   const char *lit;
   size_t n;
