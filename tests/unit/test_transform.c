@@ -548,7 +548,8 @@ test_task_id_string_and_integer(void **state)
   /* Numbers become their JSON text, whatever their size or form. */
   expect_records("{\"tc_report\":[{}],\"task_id\":-1.5e3}",
              TG_NOW ",\"task_id\":\"-1.5e3\",\"index\":0}");
-  expect_records("{\"tc_report\":[{}],\"task_id\":123456789012345678901234567890}",
+  expect_records("{\"tc_report\":[{}],\"task_id\":"
+                 "123456789012345678901234567890}",
              TG_NOW ",\"task_id\":\"123456789012345678901234567890\","
              "\"index\":0}");
   /* Objects and arrays cannot be a string column. */
@@ -730,7 +731,8 @@ test_verbatim_compact_and_escaped_keys(void **state)
 {
   (void)state;
   /* Whitespace goes, string and number bytes stay as written. */
-  expect_records("\xef\xbb\xbf {\r\n \"tc_report\" : [ {\n\t\"info\" : { \"a b\" :"
+  expect_records("\xef\xbb\xbf {\r\n \"tc_report\" : [ {\n\t\"info\" : { "
+                 "\"a b\" :"
              " [ 1.50 , -0 , 1E+2 , \"\\u00e9\\/\\\"x\" , true , false , null"
              " ] , \"\xc3\xa9\" : { } } } ] }\n",
              TG_NOW ",\"info\":{\"a b\":[1.50,-0,1E+2,\"\\u00e9\\/\\\"x\","
@@ -876,8 +878,8 @@ shrink_both(const char *value, size_t max)
                    0);
   a = run_max(in.data, max, &sa);
   buf_reset(&in);
-  assert_int_equal(buf_printf(&in, "{\"tc_report\":[{}],\"worker_address\":%s}",
-                              value), 0);
+  assert_int_equal(buf_printf(&in, "{\"tc_report\":[{}],"
+                              "\"worker_address\":%s}", value), 0);
   b = run_max(in.data, max, &sb);
   buf_free(&in);
   assert_int_equal(sa, sb);
@@ -1312,7 +1314,8 @@ test_bad_input_message_and_location(void **state)
       21, 1, 22 },
     { "{\"tc_report\":[{\"info\":\"\x80\"}]}", 0, "invalid UTF-8 in string",
       23, 1, 24 },
-    { "{\"tc_report\":[],\"x\":\"\\ud800\"}", 0, "lone surrogate in \\u escape",
+    { "{\"tc_report\":[],\"x\":\"\\ud800\"}", 0,
+      "lone surrogate in \\u escape",
       21, 1, 22 },
     { "{\"tc_report\":[],\"x\":\"\\udc00\\ud800\"}", 0,
       "lone surrogate in \\u escape", 21, 1, 22 },
