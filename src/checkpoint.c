@@ -615,7 +615,10 @@ load_snapshot(struct checkpoint *c, char *err, size_t errlen)
     if(lineno == 1) {
       if(n != 6 || strcmp(f[0], CK_MAGIC) || strcmp(f[1], "1") ||
          parse_i64(f[2], &v[0]) || parse_i64(f[3], &v[1]) ||
-         parse_i64(f[4], &v[2]) || parse_i64(f[5], &v[3])) {
+         parse_i64(f[4], &v[2]) || parse_i64(f[5], &v[3]) ||
+         v[2] < 0 || v[3] < 0) {
+        /* Negative totals would be written back as huge unsigned
+           numbers that the next load refuses. */
         seterr(err, errlen, "%s:1: not a version %d checkpoint header",
                c->snap_path, CK_VERSION);
         goto out;

@@ -546,6 +546,26 @@ test_extreme_watermark_does_not_overflow(void **state)
   checkpoint_destroy(c);
 }
 
+/*
+ * Found by fuzz_checkpoint: a header with a negative total was loaded, the
+ * total became a huge unsigned number, and the next compaction wrote a
+ * snapshot that no load accepts: the daemon would refuse to start after
+ * its own write. Such a header is refused at once.
+ */
+static void
+test_negative_total_is_refused(void **state)
+{
+  static const char *const snap[] = {
+    "spectra-sentinel-checkpoint 1 0 1795991615 -3 1", "END 0"
+  };
+  struct fx *fx = *state;
+  char err[512];
+
+  write_lines(fx->snap, snap, 2);
+  assert_int_equal(open_err(fx, err, sizeof(err)), ERR_PARSE);
+  assert_non_null(strstr(err, "checkpoint.snap:1: not a version 1"));
+}
+
 int
 main(void)
 {
@@ -572,6 +592,8 @@ main(void)
                                     setup, teardown),
     cmocka_unit_test_setup_teardown(test_extreme_watermark_does_not_overflow,
                                     setup, teardown),
+    cmocka_unit_test_setup_teardown(test_negative_total_is_refused, setup,
+                                    teardown),
     cmocka_unit_test_setup_teardown(test_kill9_never_loses_a_synced_commit,
                                     setup, teardown),
   };
