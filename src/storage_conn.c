@@ -80,9 +80,11 @@ storage_conn_account_from_endpoint(const char *endpoint)
 }
 
 /*
- * Whether url ("scheme://authority/...") has a host: a non-empty authority
- * without user information. "http://" alone, or "https://user@host",
- * would send requests somewhere the operator did not mean.
+ * Whether url ("scheme://authority/...") has a host: an authority with a
+ * non-empty host, no user information and no control characters or
+ * spaces anywhere. "http://" alone, "http://:10000" or
+ * "https://user@host" would send requests somewhere the operator did not
+ * mean.
  */
 static int
 url_has_host(const char *url)
@@ -90,11 +92,18 @@ url_has_host(const char *url)
   const char *a = strstr(url, "://");
   size_t n;
 
+  for(const char *p = url; *p; p++) {
+    if((unsigned char)*p <= 0x20 || *p == 0x7f)
+      return 0;
+  }
   if(!a)
     return 0;
   a += 3;
   n = strcspn(a, "/?#");
-  return n > 0 && !memchr(a, '@', n);
+  if(!n || memchr(a, '@', n))
+    return 0;
+  /* host[:port], or [IPv6][:port] */
+  return a[0] == '[' ? n > 2 && a[1] != ']' : a[0] != ':';
 }
 
 /* Whether s is made only of the bytes in set, and not empty. */
@@ -187,6 +196,10 @@ storage_conn_parse(const char *s, struct storage_conn *out, char *err,
     p = v + len + (v[len] == ';');
   }
 
+  /* Portal-copied SAS tokens start with '?': strip it before deciding
+     whether the token is empty. */
+  if(sas && sas[0] == '?')
+    memmove(sas, sas + 1, strlen(sas));
   if(dev) {
     if(strcasecmp(dev, "true")) {
       snprintf(err, errlen, "connection string: UseDevelopmentStorage must "
@@ -279,7 +292,7 @@ storage_conn_parse(const char *s, struct storage_conn *out, char *err,
   out->account = account;
   out->account_key = key;
   if(sas && *sas) {
-    out->sas = strdup(sas[0] == '?' ? sas + 1 : sas);
+    out->sas = strdup(sas);
     if(!out->sas) {
       out->account = out->account_key = NULL;
       storage_conn_free(out);

@@ -355,6 +355,11 @@ test_conn_endpoint_must_name_a_host(void **state)
     "AccountName=evil.example/x?;AccountKey=YWJjZA==",
     "AccountName=a@b;AccountKey=YWJjZA==",
     "AccountName=a;AccountKey=YWJjZA==;EndpointSuffix=evil.example/x#",
+    "BlobEndpoint=http://:10000/acct;SharedAccessSignature=sv=1&sig=x",
+    "BlobEndpoint=http://[]/acct;SharedAccessSignature=sv=1&sig=x",
+    "BlobEndpoint=http://a b/acct;SharedAccessSignature=sv=1&sig=x",
+    /* A SAS of only its '?' is empty: requests would go unsigned. */
+    "BlobEndpoint=http://127.0.0.1:1/acct;SharedAccessSignature=?",
   };
   struct storage_conn c;
   char err[256];
