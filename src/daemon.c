@@ -74,6 +74,7 @@
 
 enum job_phase {
   JOB_QUEUED,
+  JOB_STARTING,                 /* its begin line is being journalled */
   JOB_DOWNLOADING,
   JOB_TRANSFORMING,
   JOB_SHIPPING,
@@ -123,6 +124,8 @@ struct job {
   size_t bodies_busy;           /* bodies being prepared or sent */
   uint64_t acked;
   uint64_t dead;
+  unsigned commit_failures;     /* consecutive failed commits */
+  int commit_queued;            /* a commit op is in the lane */
 };
 
 /* One checkpoint operation queued for the lane. */
@@ -167,6 +170,8 @@ struct daemon {
   uv_timer_t poll_timer;
   uv_timer_t tick_timer;        /* heartbeat, watchdog, status */
   uv_timer_t stop_timer;
+  uv_timer_t retry_timer;       /* failed checkpoint commits */
+  int commit_retry;             /* a commit is waiting to be retried */
   uv_signal_t sig_term;
   uv_signal_t sig_int;
   uv_signal_t sig_hup;
@@ -189,6 +194,7 @@ struct daemon {
   int64_t round_max_lm;
   int found_work;               /* the last round queued something or
                                    could not queue everything */
+  int poll_when_drained;        /* poll again soon once no job is left */
   int pages_pending;            /* classify ops not back yet */
   int list_more;                /* pages remain after the current one */
 
@@ -222,6 +228,8 @@ struct daemon {
 };
 
 static void pump(struct daemon *d);
+static void on_poll_timer(uv_timer_t *t);
+static void ship_more(struct job *j);
 static void lane_kick(struct daemon *d);
 static void job_drop(struct job *j, const char *why);
 static void maybe_drained(struct daemon *d);
@@ -324,6 +332,11 @@ job_remove(struct job *j)
   d->njobs--;
   job_free(j);
   metrics_set(d->metrics, METRIC_BACKLOG_BLOBS, (int64_t)d->njobs);
+  if(d->njobs == 0 && d->poll_when_drained && !d->listing && !d->stopping &&
+     !d->reloading) {
+    d->poll_when_drained = 0;
+    uv_timer_start(&d->poll_timer, on_poll_timer, SOON_MS, 0);
+  }
 }
 
 /* ---- the checkpoint lane ---------------------------------------------- */
@@ -388,6 +401,7 @@ lane_run(uv_work_t *w)
 
 static void on_classified(struct daemon *d, struct ckop *op);
 static void on_committed(struct daemon *d, struct job *j, int rc);
+static void on_begun(struct daemon *d, struct job *j, int rc);
 
 static void
 lane_done(uv_work_t *w, int status)
@@ -408,9 +422,7 @@ lane_done(uv_work_t *w, int status)
       on_classified(d, op);
       break;
     case CKOP_BEGIN:
-      if(op->rc)
-        log_warn(MOD, "cannot record the start of %s: %s", op->job->name,
-                 err_str(op->rc));
+      on_begun(d, op->job, op->rc);
       break;
     case CKOP_COMMIT:
       if(op->rc)
@@ -471,6 +483,8 @@ lane_job(struct daemon *d, enum ckop_kind kind, struct job *j)
   }
   op->kind = kind;
   op->job = j;
+  if(kind == CKOP_COMMIT)
+    j->commit_queued = 1;
   lane_push(d, op);
 }
 
@@ -509,16 +523,14 @@ round_finished(struct daemon *d)
     }
   }
   if(!d->stopping && !d->reloading) {
-    uint64_t delay = d->cfg->source.poll_interval_ms;
-
-    /* A round that found work polls again soon after the work drains
-       (maybe_drained); otherwise the next poll is a full interval away. */
-    if(!d->found_work || d->njobs == 0)
-      uv_timer_start(&d->poll_timer, NULL, 0, 0);
-    if(d->found_work && d->njobs == 0)
-      delay = SOON_MS;
-    if(!d->found_work || d->njobs == 0)
-      uv_timer_start(&d->poll_timer, d->poll_timer.timer_cb, delay, 0);
+    /* The next round is a full interval away; a round that found work
+       pulls it forward to soon after that work drains (job_remove), so a
+       backlog larger than the pipeline is worked through without waiting
+       an interval per pipeline-full. */
+    d->poll_when_drained = d->found_work;
+    uv_timer_start(&d->poll_timer, on_poll_timer,
+                   d->found_work && d->njobs == 0
+                   ? SOON_MS : d->cfg->source.poll_interval_ms, 0);
   }
   maybe_drained(d);
 }
@@ -653,6 +665,10 @@ on_poll_timer(uv_timer_t *t)
 
   if(d->listing || d->stopping || d->reloading)
     return;
+  if(d->commit_retry) {
+    uv_timer_start(&d->poll_timer, on_poll_timer, 1000, 0);
+    return;
+  }
   d->listing = 1;
   d->list_failed = 0;
   d->list_more = 0;
@@ -713,7 +729,6 @@ start_download(struct job *j)
   }
   j->phase = JOB_DOWNLOADING;
   d->downloading++;
-  lane_job(d, CKOP_BEGIN, j);
   rc = storage_adapter_get(d, j);
   if(rc) {
     d->downloading--;
@@ -1269,20 +1284,52 @@ on_deleted(struct job *j, int rc, const char *why)
   maybe_drained(d);
 }
 
+/* Re-queues the commits that failed (jobs still COMMITTING, not queued). */
+static void
+on_retry_timer(uv_timer_t *t)
+{
+  struct daemon *d = t->data;
+
+  d->commit_retry = 0;
+  for(struct job *j = d->jobs; j; j = j->next) {
+    if(j->phase == JOB_COMMITTING && j->commit_failures && !j->commit_queued) {
+      j->commit_queued = 1;
+      lane_job(d, CKOP_COMMIT, j);
+    }
+  }
+}
+
 static void
 on_committed(struct daemon *d, struct job *j, int rc)
 {
+  j->commit_queued = 0;
   if(rc) {
-    /* The commit is not durable: the blob is not done, and is found
-       again (its records may be sent twice: at-least-once). */
-    log_error(MOD, "%s: checkpoint commit failed: %s; the blob will be "
-              "processed again (check the state directory: disk full or "
-              "read-only?)", j->name, err_str(rc));
-    job_remove(j);
+    /* The records are delivered but the commit is not durable. Keep the
+       job and retry the commit (dropping it would send every record again
+       on each poll while the disk stays full). Listing and new work pause
+       meanwhile (see pump), so nothing advances past a state that cannot
+       be written. */
+    if(j->commit_failures++ == 0 || j->commit_failures % 30 == 0)
+      log_error(MOD, "%s: checkpoint commit failed: %s; retrying (check "
+                "the state directory %s: disk full or read-only?)", j->name,
+                err_str(rc), d->cfg->state.directory);
+    if(d->stopping_hard) {
+      job_remove(j);
+      return;
+    }
+    d->commit_retry = 1;
+    if(!uv_is_active((uv_handle_t *)&d->retry_timer))
+      uv_timer_start(&d->retry_timer, on_retry_timer, 1000, 0);
     return;
   }
+  if(j->commit_failures)
+    log_info(MOD, "%s: checkpoint commit succeeded after %u failures",
+             j->name, j->commit_failures);
+  /* Only a blob whose every record was acknowledged is deleted: a bad
+     blob, or one with dead-lettered records, stays for inspection and
+     replay. */
   if(d->cfg->source.after_ingest == CONFIG_AFTER_INGEST_DELETE &&
-     !j->fail_reason && !d->stopping_hard) {
+     !j->fail_reason && j->dead == 0 && !d->stopping_hard) {
     j->phase = JOB_DELETING;
     if(storage_adapter_delete(d, j) == 0)
       return;
@@ -1307,7 +1354,14 @@ job_drop(struct job *j, const char *why)
 static void
 pump(struct daemon *d)
 {
-  if(d->stopping || d->reloading)
+  /* Free request slots go to blobs already shipping, oldest first, even
+     while stopping: finishing them is what a graceful stop is for. */
+  for(struct job *j = d->jobs, *next; j; j = next) {
+    next = j->next;
+    if(j->phase == JOB_SHIPPING && j->next_body < j->nbodies)
+      ship_more(j);
+  }
+  if(d->stopping || d->reloading || d->commit_retry)
     return;
   for(struct job *j = d->jobs, *next; j; j = next) {
     next = j->next;
@@ -1320,8 +1374,29 @@ pump(struct daemon *d)
     if(d->transforming >= d->max_transforms &&
        d->downloading >= 1)
       break;
-    start_download(j);
+    /* The begin line is journalled before the first byte is fetched, so
+       that after a crash the journal names every blob whose records may
+       have been sent (the only ones that may be sent twice). */
+    j->phase = JOB_STARTING;
+    d->downloading++;
+    lane_job(d, CKOP_BEGIN, j);
   }
+}
+
+static void
+on_begun(struct daemon *d, struct job *j, int rc)
+{
+  d->downloading--;
+  if(rc) {
+    job_drop(j, "cannot journal its start (is the state directory full or "
+             "read-only?)");
+    return;
+  }
+  if(d->stopping) {
+    job_remove(j);
+    return;
+  }
+  start_download(j);
 }
 
 
@@ -1748,6 +1823,7 @@ finish(struct daemon *d)
   uv_close((uv_handle_t *)&d->poll_timer, close_cb_noop);
   uv_close((uv_handle_t *)&d->tick_timer, close_cb_noop);
   uv_close((uv_handle_t *)&d->stop_timer, close_cb_noop);
+  uv_close((uv_handle_t *)&d->retry_timer, close_cb_noop);
   uv_close((uv_handle_t *)&d->sig_term, close_cb_noop);
   uv_close((uv_handle_t *)&d->sig_int, close_cb_noop);
   uv_close((uv_handle_t *)&d->sig_hup, close_cb_noop);
@@ -1858,7 +1934,7 @@ reload_reopened(struct daemon *d)
     return;
   }
   log_info(MOD, "reloaded configuration in effect");
-  uv_timer_start(&d->poll_timer, d->poll_timer.timer_cb, 0, 0);
+  uv_timer_start(&d->poll_timer, on_poll_timer, 0, 0);
 }
 
 static void
@@ -1996,12 +2072,13 @@ daemon_run(const char *config_path, struct config *cfg)
   uv_timer_init(&d->loop, &d->poll_timer);
   uv_timer_init(&d->loop, &d->tick_timer);
   uv_timer_init(&d->loop, &d->stop_timer);
+  uv_timer_init(&d->loop, &d->retry_timer);
   uv_signal_init(&d->loop, &d->sig_term);
   uv_signal_init(&d->loop, &d->sig_int);
   uv_signal_init(&d->loop, &d->sig_hup);
   d->poll_timer.data = d->tick_timer.data = d->stop_timer.data = d;
+  d->retry_timer.data = d;
   d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
-  d->poll_timer.timer_cb = on_poll_timer;
   uv_signal_start(&d->sig_term, on_signal, SIGTERM);
   uv_signal_start(&d->sig_int, on_signal, SIGINT);
   uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
