@@ -1836,6 +1836,17 @@ maybe_drained(struct daemon *d)
 {
   if(!d->stopping && !d->reloading)
     return;
+  if(d->stopping_hard) {
+    /* Past shutdown_timeout nothing new is sent: a blob with no body in
+       flight and no commit queued is left unfinished, to be sent again by
+       the next run. */
+    for(struct job *j = d->jobs, *next; j; j = next) {
+      next = j->next;
+      if((j->phase == JOB_SHIPPING && !j->bodies_busy) ||
+         (j->phase == JOB_COMMITTING && !j->commit_queued))
+        job_remove(j);
+    }
+  }
   if(d->listing || d->lane_busy || d->lane_head || jobs_busy(d))
     return;
   if(d->stopping) {

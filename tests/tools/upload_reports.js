@@ -9,6 +9,8 @@
 //     creates an ADLS-style directory marker (a zero-length blob with
 //     metadata hdi_isfolder=true) for every folder, as a hierarchical
 //     namespace account lists them. Prints "uploaded N" at the end.
+//   node upload_reports.js CONN CONTAINER --list
+//     Prints the name of every blob in CONTAINER, one a line.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -37,6 +39,10 @@ async function main() {
   }
   const svc = BlobServiceClient.fromConnectionString(conn);
   const cc = svc.getContainerClient(container);
+  if (dir === '--list') {
+    for await (const b of cc.listBlobsFlat()) console.log(b.name);
+    return;
+  }
   await cc.createIfNotExists();
   const files = walk(dir);
   const folders = new Set();
