@@ -175,7 +175,7 @@ class State:
         return None
 
     def issue(self, audience):
-        tok = "fake." + secrets.token_urlsafe(32)
+        tok = self.args.token_prefix + secrets.token_urlsafe(32)
         exp_in = int(self.config["expires_in"])
         with self.lock:
             self.tokens[tok] = (audience, time.time() + exp_in)
@@ -735,6 +735,9 @@ def main():
     p.add_argument("--resource", action="append",
                    help="accepted managed identity resources")
     p.add_argument("--expires-in", type=int, default=3599)
+    p.add_argument("--token-prefix", default="fake.",
+                   help="start of every access token issued (random after "
+                        "it), so a test can search its output for tokens")
     p.add_argument("--identity-header", default="app-service-header-secret")
     p.add_argument("--imds-user", default=None)
     p.add_argument("--arc-key-dir", default=None)
