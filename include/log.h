@@ -44,7 +44,9 @@ void log_set_fd(int fd);
  * words. Registrations are counted: registering a secret that is already
  * registered (by another module, or again after a reload) adds a
  * reference. When one registered secret contains another, the longer is
- * scrubbed first. Returns 0 or ERR_NOMEM.
+ * scrubbed first. At most 256 strings are kept (rotating secrets must be
+ * removed, see log_secret_remove). Returns 0, ERR_TOOBIG when the table is
+ * full, or ERR_NOMEM.
  */
 int log_secret_add(const char *secret);
 

@@ -19,6 +19,11 @@
 
 #define LOG_LINE_MAX 4096
 #define LOG_SECRET_MIN 6
+/* Strings scrubbed at most: the configuration's secrets, two tokens per
+   credential provider (cred.c unregisters older ones) and their encoded
+   forms need a few dozen. A fixed table bounds the memory and the work
+   every line's scrub does, however a caller misbehaves. */
+#define LOG_SECRET_MAX 256
 
 static enum log_level log_level = LOG_INFO;
 static enum log_format log_format = LOG_FORMAT_TEXT;
@@ -39,7 +44,7 @@ struct log_secret {
   unsigned long refs;
 };
 
-static struct log_secret *log_secrets;
+static struct log_secret log_secrets[LOG_SECRET_MAX];
 static size_t log_nsecrets;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -100,34 +105,37 @@ secret_find(const char *text)
   return log_nsecrets;
 }
 
+/* Orders secrets longest first (qsort). */
+static int
+secret_cmp(const void *a, const void *b)
+{
+  const struct log_secret *x = a, *y = b;
+
+  return x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
+}
+
 /*
  * Registers one string (a copy, or one more reference to an equal one),
- * keeping the list longest first. Caller holds log_lock. 0 or ERR_NOMEM.
+ * keeping the list longest first. Caller holds log_lock. 0, ERR_TOOBIG
+ * (the table is full) or ERR_NOMEM.
  */
 static int
 secret_add_locked(const char *text)
 {
   size_t i = secret_find(text), len = strlen(text);
-  struct log_secret *n;
   char *copy;
 
   if(i < log_nsecrets) {
     log_secrets[i].refs++;
     return 0;
   }
+  if(log_nsecrets == LOG_SECRET_MAX)
+    return ERR_TOOBIG;
   copy = strdup(text);
-  n = copy ? realloc(log_secrets, (log_nsecrets + 1) * sizeof(*n)) : NULL;
-  if(!n) {
-    free(copy);
+  if(!copy)
     return ERR_NOMEM;
-  }
-  log_secrets = n;
-  for(i = log_nsecrets; i > 0 && log_secrets[i - 1].len < len; i--)
-    log_secrets[i] = log_secrets[i - 1];
-  log_secrets[i].text = copy;
-  log_secrets[i].len = len;
-  log_secrets[i].refs = 1;
-  log_nsecrets++;
+  log_secrets[log_nsecrets++] = (struct log_secret){ copy, len, 1 };
+  qsort(log_secrets, log_nsecrets, sizeof(*log_secrets), secret_cmp);
   return 0;
 }
 
@@ -144,10 +152,7 @@ secret_remove_locked(const char *text)
   secret_wipe(&log_secrets[i]);
   memmove(&log_secrets[i], &log_secrets[i + 1],
           (log_nsecrets - i - 1) * sizeof(*log_secrets));
-  if(--log_nsecrets == 0) {
-    free(log_secrets);
-    log_secrets = NULL;
-  }
+  log_nsecrets--;
   return 0;
 }
 
@@ -246,8 +251,6 @@ log_secret_clear(void)
   pthread_mutex_lock(&log_lock);
   for(size_t i = 0; i < log_nsecrets; i++)
     secret_wipe(&log_secrets[i]);
-  free(log_secrets);
-  log_secrets = NULL;
   log_nsecrets = 0;
   pthread_mutex_unlock(&log_lock);
 }

@@ -230,6 +230,31 @@ test_secret_encoded_form_and_longest_first(void **state)
   log_secret_clear();
 }
 
+static void
+test_secret_table_is_bounded(void **state)
+{
+  char s[32];
+
+  (void)state;
+  for(int i = 0; i < 256; i++) {
+    snprintf(s, sizeof(s), "secret-%04d", i);
+    assert_int_equal(log_secret_add(s), 0);
+  }
+  assert_int_equal(log_secret_count(), 256);
+  assert_int_equal(log_secret_add("one-too-many"), ERR_TOOBIG);
+  /* Another reference to a registered one needs no room. */
+  assert_int_equal(log_secret_add("secret-0007"), 0);
+  /* A secret with an encoded form needs two places: all or nothing. */
+  assert_int_equal(log_secret_remove("secret-0000"), 0);
+  assert_int_equal(log_secret_add("needs/two"), ERR_TOOBIG);
+  assert_int_equal(log_secret_count(), 255);
+  log_secret_clear();
+  assert_int_equal(log_secret_count(), 0);
+  assert_int_equal(log_secret_add("needs/two"), 0);
+  assert_int_equal(log_secret_count(), 2);
+  log_secret_clear();
+}
+
 int
 main(void)
 {
@@ -242,6 +267,7 @@ main(void)
     cmocka_unit_test(test_secret_registrations_are_counted),
     cmocka_unit_test(test_secret_rotation_keeps_the_list_small),
     cmocka_unit_test(test_secret_encoded_form_and_longest_first),
+    cmocka_unit_test(test_secret_table_is_bounded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
