@@ -311,10 +311,14 @@ on_end(void *ud, const XML_Char *name)
     push_entry(ps);
     ps->in_blob = 0;
     break;
-  case EL_NEXTMARKER:
-    free(ps->page->next_marker);
-    ps->page->next_marker = take_text(ps);
+  case EL_NEXTMARKER: {
+    struct blob_page *page = ps->page;
+    char *marker = take_text(ps);
+
+    free(page->next_marker);
+    page->next_marker = marker;
     break;
+  }
   case EL_CODE:
     free(ps->code);
     ps->code = take_text(ps);

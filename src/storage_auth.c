@@ -113,8 +113,10 @@ sk_canon_headers(const struct storage_header *hdrs, size_t n, struct buf *out)
     if(!v[nv - 1].name || !v[nv - 1].value)
       goto out;
   }
-  /* Stable order by name; a repeated header's values are comma-joined. */
-  qsort(v, nv, sizeof(*v), kv_cmp);
+  /* Stable order by name; a repeated header's values are comma-joined.
+     (qsort's array must not be NULL, even for no element.) */
+  if(nv > 1)
+    qsort(v, nv, sizeof(*v), kv_cmp);
   for(size_t i = 0; i < nv; i++) {
     if(i && !strcmp(v[i].name, v[i - 1].name))
       rc = buf_printf(out, ",%s", v[i].value);
@@ -189,7 +191,8 @@ sk_canon_resource(const char *account, const char *url, struct buf *out)
     if(*query == '&')
       query++;
   }
-  qsort(v, nv, sizeof(*v), kv_cmp);
+  if(nv > 1)
+    qsort(v, nv, sizeof(*v), kv_cmp);
   for(size_t i = 0; i < nv && !rc; i++) {
     if(i && !strcmp(v[i].name, v[i - 1].name))
       rc = buf_printf(out, ",%s", v[i].value);
