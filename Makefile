@@ -53,7 +53,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps test test-unit test-integration asan valgrind fuzz fuzz-build \
-        bench demo install clean unit-bins analyze
+        bench demo install clean unit-bins analyze test-container
 
 all: $(BIN) spectra-sentinel
 
@@ -93,8 +93,11 @@ test: test-unit test-integration
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 OPT="-O1 -g" test
 
+# Unit tests under valgrind, then the daemon end to end under valgrind.
 valgrind: $(BIN) $(UNIT_BIN)
 	@VALGRIND=1 bash tests/run-unit.sh $(BUILD) $(UNIT_BIN)
+	@TOP=$(CURDIR) BUILD=$(CURDIR)/$(BUILD) BIN=$(CURDIR)/$(BIN) \
+	  bash tests/integration/test_daemon_valgrind.sh
 
 # libFuzzer targets: clang, instrumented library sources compiled in.
 FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
@@ -110,6 +113,12 @@ fuzz: $(FUZZ_BIN)
 analyze:
 	@for f in $(LIB_SRC) src/main.c; do \
 	  gcc $(CPPFLAGS) $(CFLAGS) -fanalyzer -c -o /dev/null $$f || exit 1; done
+
+# Builds the container image with podman and runs it against Azurite and
+# the Logs Ingestion fake (needs podman, runc and debootstrap; slow, not in
+# CI).
+test-container: $(BIN)
+	@TOP=$(CURDIR) bash tests/container/test_container.sh
 
 bench: $(BIN)
 	@BUILD=$(BUILD) bash tests/bench/run.sh

@@ -11,6 +11,7 @@ pkgs=(
   libcurl4-openssl-dev libjansson-dev libssl-dev libuv1-dev libyaml-dev
   zlib1g-dev libdeflate-dev libexpat1-dev libcmocka-dev
   libyajl-dev libmicrohttpd-dev python3 ca-certificates openssl curl
+  systemd
 )
 
 missing=()

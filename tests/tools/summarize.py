@@ -38,8 +38,11 @@ def main():
         if code == 3:
             info = (r.get("info") or {}).get("file") or {}
             name = info.get("file_name") or info.get("file_path") or "?"
-            malicious.append((r.get("task_id"), r.get("index"), name,
-                              c.get("result") or "(no threat name)"))
+            threat = c.get("result") or next(
+                (sr.get("result") for sr in c.get("scan_results") or []
+                 if isinstance(sr, dict) and sr.get("result")),
+                "(no threat name)")
+            malicious.append((r.get("task_id"), r.get("index"), name, threat))
     print(f"records: {total} from {len(tasks)} tasks")
     print("records per classification:")
     for k in ["malicious", "suspicious", "goodware", "unknown",
