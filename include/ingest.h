@@ -87,6 +87,11 @@ struct ingest_opts {
   long timeout_ms;               /* per attempt; 0: 60 s */
   uint64_t backoff_base_ms;      /* 0: 1 s */
   uint64_t backoff_cap_ms;       /* 0: 60 s */
+  /* Optional: called on the loop thread once per finished attempt with its
+     HTTP status (0 when no answer came: connection, TLS or timeout error)
+     and its uncompressed body size, for metrics. observe_ud is borrowed. */
+  void (*observe)(void *ud, long status, uint64_t json_bytes);
+  void *observe_ud;
 };
 
 /* Where a record stands when its body completes. */

@@ -36,7 +36,9 @@ buf_reserve(struct buf *b, size_t extra)
   ncap = b->cap ? b->cap : 64;
   while(ncap < need)
     ncap = ncap > ((size_t)-1) / 2 ? need : ncap * 2;
-  if(ncap > b->max + 1)
+  /* Never allocate past the cap (max + 1 for the NUL); max may be SIZE_MAX,
+     where max + 1 would wrap. */
+  if(b->max < (size_t)-1 && ncap > b->max + 1)
     ncap = b->max + 1;
   p = realloc(b->data, ncap);
   if(!p)

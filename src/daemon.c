@@ -1607,6 +1607,20 @@ cred_for(struct daemon *d, const struct config *cfg, const char *scope,
   return cred_create(&d->loop, d->http, &o, out);
 }
 
+/* The ingestion client's per-attempt observer: metrics and readiness. */
+static void
+observe_attempt(void *ud, long status, uint64_t json_bytes)
+{
+  struct daemon *d = ud;
+
+  metrics_count_status(d->metrics, status);
+  metrics_observe_request_size(d->metrics, json_bytes);
+  /* A rejected record (400) is the API working; only failures that leave
+     records pending count against readiness. */
+  metrics_send_done(d->metrics, (status >= 200 && status < 300) ||
+                                status == 400 || status == 413);
+}
+
 static int
 clients_create(struct daemon *d)
 {
@@ -1674,6 +1688,8 @@ clients_create(struct daemon *d)
     io.concurrency = cfg->destination.concurrency;
     io.max_pending = 4 * (size_t)cfg->destination.concurrency;
     io.timeout_ms = (long)cfg->destination.timeout_ms;
+    io.observe = observe_attempt;
+    io.observe_ud = d;
     if((rc = ingest_create(&d->loop, d->http, d->cred, &io,
                            &d->ingest)) != 0)
       return ERR_CONFIG;

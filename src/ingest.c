@@ -96,6 +96,8 @@ struct ingest {
   unsigned concurrency;
   size_t max_pending;
   long timeout_ms;
+  void (*observe)(void *ud, long status, uint64_t json_bytes);
+  void *observe_ud;
   uint64_t backoff_base_ms;
   uint64_t backoff_cap_ms;
   struct gzip_compressor **gz;      /* one per slot */
@@ -662,6 +664,8 @@ on_http_done(struct http_response *resp, void *ud)
     return;
   }
   ing->stats.requests++;
+  if(ing->observe)
+    ing->observe(ing->observe_ud, resp->result ? 0 : st, p->json_len);
   p->last_401 = 0;
   if(resp->result) {
     http_url_redact(ing->url, where, sizeof(where));
@@ -855,6 +859,8 @@ ingest_create(uv_loop_t *loop, struct http_engine *http, struct cred *cred,
                      INGEST_DEFAULT_CONCURRENCY;
   ing->max_pending = o->max_pending ? o->max_pending :
                      4 * (size_t)ing->concurrency;
+  ing->observe = o->observe;
+  ing->observe_ud = o->observe_ud;
   ing->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms :
                     INGEST_DEFAULT_TIMEOUT_MS;
   ing->backoff_base_ms = o->backoff_base_ms;

@@ -37,7 +37,13 @@ processed=$(metric spectra_sentinel_blobs_processed_total)
 [ "$processed" = 1000 ] || fail "blobs_processed_total $processed, want 1000"
 dirs=$(metric 'spectra_sentinel_blobs_skipped_total{reason="directory"}')
 [ "${dirs:-0}" -gt 0 ] || fail "directory markers were not skipped as such"
-ok "metrics agree with the fake: $sent records, $processed blobs, $failed failed"
+reqs=$(metric 'spectra_sentinel_ingestion_requests_total{code="204"}')
+fake_reqs=$(grep -c '"status": 204' "$WORK/fake.log")
+[ "$reqs" = "$fake_reqs" ] || fail "requests{code=204} $reqs, the fake answered $fake_reqs"
+hcount=$(metric spectra_sentinel_ingestion_request_size_bytes_count)
+[ "$hcount" = "$fake_reqs" ] || fail "request-size histogram counted $hcount of $fake_reqs"
+curl -sf "http://127.0.0.1:$MPORT/readyz" >/dev/null || fail "/readyz not 200 after a good run"
+ok "metrics agree with the fake: $sent records in $reqs requests, $processed blobs, $failed failed"
 
 "$BIN" state -c "$CFG" > "$WORK/state.txt" || fail "state failed"
 grep -q '^blobs done *1000 ' "$WORK/state.txt" || fail "state: $(cat "$WORK/state.txt")"
