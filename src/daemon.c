@@ -88,6 +88,8 @@ struct body_ref {
   uint64_t len;      /* JSON bytes */
   uint64_t count;    /* records */
   uint64_t first;    /* sequence number of the first record in the blob */
+  int64_t min_time;  /* TimeGenerated bounds of its records */
+  int64_t max_time;
 };
 
 struct daemon;
@@ -121,6 +123,7 @@ struct job {
 
   /* SHIPPING */
   size_t next_body;             /* next body to hand to the destination */
+  size_t taken;                 /* bodies a shipment being built holds */
   size_t bodies_busy;           /* bodies being prepared or sent */
   uint64_t acked;
   uint64_t dead;
@@ -171,6 +174,8 @@ struct daemon {
   uv_timer_t tick_timer;        /* heartbeat, watchdog, status */
   uv_timer_t stop_timer;
   uv_timer_t retry_timer;       /* failed checkpoint commits */
+  uv_timer_t linger_timer;      /* a shipment waiting to fill up */
+  int linger_expired;
   int commit_retry;             /* a commit is waiting to be retried */
   uv_signal_t sig_term;
   uv_signal_t sig_int;
@@ -229,7 +234,6 @@ struct daemon {
 
 static void pump(struct daemon *d);
 static void on_poll_timer(uv_timer_t *t);
-static void ship_more(struct job *j);
 static void lane_kick(struct daemon *d);
 static void job_drop(struct job *j, const char *why);
 static void maybe_drained(struct daemon *d);
@@ -808,7 +812,8 @@ on_body(void *ud, const struct batcher_body *b)
                     t->file_off + b->len + offs)) != 0)
     return rc;
   j->bodies[j->nbodies++] = (struct body_ref){ t->file_off, b->len,
-                                               b->count, b->first };
+                                               b->count, b->first,
+                                               b->min_time, b->max_time };
   t->file_off += b->len + offs + times;
   return 0;
 }
@@ -966,19 +971,45 @@ start_transform(struct job *j)
 
 /* ---- shipping --------------------------------------------------------- */
 
-/* A body being prepared (pool) and sent (loop). */
-struct shipment {
+/*
+ * Shipping. A shipment is one request: the bodies of one or more blobs
+ * (segments), concatenated into one JSON array of at most
+ * max_request_bytes whose TimeGenerated values span at most 30 minutes.
+ * Typical reports yield a few kilobytes of records each, so one request per
+ * blob would send nearly empty requests (and a DCR accepts 12,000 requests
+ * a minute); concatenating keeps requests full. A blob's bodies always
+ * leave in order, and a shipment's result is split back per segment, so
+ * each blob still commits only when all its records are done.
+ */
+#define SHIP_MAX_SEGMENTS 256
+#define SHIP_LINGER_MS 1000      /* wait this long for a fuller request */
+#define SHIP_FULL_PERCENT 90     /* or send as soon as it is this full */
+
+struct segment {
   struct job *j;
-  size_t index;
+  size_t index;                 /* the body of j */
+  uint64_t count;               /* its records */
+  uint64_t first;               /* sequence number of its first record */
+  uint64_t at;                  /* index of its first record in the
+                                   shipment */
+  uint64_t acked;
+  uint64_t dead;
+};
+
+struct shipment {
+  struct daemon *d;
   uv_work_t work;
-  char *json;                   /* owned: the body read back from spool */
-  size_t *offsets;              /* owned */
-  int64_t *times;               /* owned */
+  struct segment seg[SHIP_MAX_SEGMENTS];
+  size_t nseg;
+  uint64_t count;               /* records in all segments */
+  char *json;                   /* owned: the combined body */
+  size_t len;
+  size_t *offsets;              /* owned, count + 1 */
+  int64_t *times;               /* owned, count */
   int rc;
   /* Dead-letter work for records the API rejected. */
   struct deadletter_entry *dead;  /* owned array, strings owned */
   size_t ndead;
-  uint64_t acked;
 };
 
 static void
@@ -999,37 +1030,81 @@ shipment_free(struct shipment *s)
   free(s);
 }
 
+/*
+ * Reads every segment's body back from its blob's spool and lays the
+ * records out as one body (pool thread). The jobs' body tables are
+ * complete and immutable while they ship, so reading them here is safe.
+ */
 static void
 prepare_work(uv_work_t *w)
 {
   struct shipment *s = w->data;
-  struct job *j = s->j;
-  struct daemon *d = j->d;
-  const struct body_ref *r = &j->bodies[s->index];
-  size_t offs = (r->count + 1) * sizeof(size_t);
-  size_t times = r->count * sizeof(int64_t);
+  struct daemon *d = s->d;
+  size_t cap = 2, pos = 1;
+  uint64_t k = 0;
 
-  s->json = malloc(r->len + 1);
-  s->offsets = malloc(offs);
-  s->times = malloc(times ? times : 1);
+  for(size_t i = 0; i < s->nseg; i++)
+    cap += s->seg[i].j->bodies[s->seg[i].index].len;
+  s->json = malloc(cap + 1);
+  s->offsets = malloc((s->count + 1) * sizeof(size_t));
+  s->times = malloc((s->count ? s->count : 1) * sizeof(int64_t));
   if(!s->json || !s->offsets || !s->times) {
     s->rc = ERR_NOMEM;
     return;
   }
-  s->rc = read_at(j->body_fd, s->json, r->len, r->off);
-  if(!s->rc)
-    s->rc = read_at(j->body_fd, s->offsets, offs, r->off + r->len);
-  if(!s->rc)
-    s->rc = read_at(j->body_fd, s->times, times, r->off + r->len + offs);
+  s->json[0] = '[';
+  for(size_t i = 0; i < s->nseg && !s->rc; i++) {
+    const struct job *j = s->seg[i].j;
+    const struct body_ref *r = &j->bodies[s->seg[i].index];
+    size_t offs = (r->count + 1) * sizeof(size_t);
+    size_t *o = malloc(offs);
+
+    if(!o) {
+      s->rc = ERR_NOMEM;
+      break;
+    }
+    /* The body is "[" r0 "," ... "]": its records, with their separating
+       commas, are bytes 1 .. len-2; the comma before the next segment's
+       records replaces its "]". */
+    s->rc = read_at(j->body_fd, s->json + pos, r->len - 2, r->off + 1);
+    if(!s->rc)
+      s->rc = read_at(j->body_fd, o, offs, r->off + r->len);
+    if(!s->rc)
+      s->rc = read_at(j->body_fd, s->times + k, r->count * sizeof(int64_t),
+                      r->off + r->len + offs);
+    for(uint64_t x = 0; !s->rc && x < r->count; x++)
+      s->offsets[k + x] = pos + (o[x] - 1);
+    free(o);
+    pos += r->len - 2;
+    k += r->count;
+    s->json[pos++] = i + 1 < s->nseg ? ',' : ']';
+  }
   if(s->rc)
     return;
-  s->json[r->len] = '\0';
+  s->len = pos;
+  s->offsets[s->count] = pos;
+  s->json[pos] = '\0';
   if(d->fsink)
-    s->rc = filesink_write(d->fsink, s->json, s->offsets, r->count);
+    s->rc = filesink_write(d->fsink, s->json, s->offsets, s->count);
 }
 
 static void body_finished(struct job *j, uint64_t acked, uint64_t dead,
                           int rc);
+
+/* Ends a shipment: every segment's blob learns its outcome. */
+static void
+shipment_end(struct shipment *s, int rc)
+{
+  struct daemon *d = s->d;
+
+  d->bodies_busy--;
+  for(size_t i = 0; i < s->nseg; i++)
+    body_finished(s->seg[i].j, rc ? 0 : s->seg[i].acked,
+                  rc ? 0 : s->seg[i].dead, rc);
+  shipment_free(s);
+  pump(d);
+  maybe_drained(d);
+}
 
 static void
 dead_work(uv_work_t *w)
@@ -1038,7 +1113,7 @@ dead_work(uv_work_t *w)
 
   s->rc = 0;
   for(size_t i = 0; i < s->ndead && !s->rc; i++)
-    s->rc = deadletter_write(s->j->d->dl, &s->dead[i]);
+    s->rc = deadletter_write(s->d->dl, &s->dead[i]);
 }
 
 static void
@@ -1048,13 +1123,12 @@ dead_done(uv_work_t *w, int status)
   int rc = status < 0 ? ERR_ABORTED : s->rc;
 
   if(rc)
-    log_error(MOD, "%s: cannot write the dead-letter file: %s; the blob "
-              "stays unfinished", s->j->name, err_str(rc));
+    log_error(MOD, "cannot write the dead-letter file: %s; the blobs of "
+              "this request stay unfinished", err_str(rc));
   else
-    metrics_inc(s->j->d->metrics, METRIC_RECORDS_DEAD_LETTERED_REJECTED,
+    metrics_inc(s->d->metrics, METRIC_RECORDS_DEAD_LETTERED_REJECTED,
                 s->ndead);
-  body_finished(s->j, s->acked, rc ? 0 : s->ndead, rc);
-  shipment_free(s);
+  shipment_end(s, rc);
 }
 
 static char *
@@ -1063,47 +1137,63 @@ dupstr(const char *p)
   return strdup(p ? p : "");
 }
 
-/* The Logs Ingestion client finished a body (loop thread). */
+/* The segment that holds record i of the shipment. */
+static struct segment *
+segment_of(struct shipment *s, uint64_t i)
+{
+  size_t lo = 0, hi = s->nseg;
+
+  while(hi - lo > 1) {
+    size_t mid = (lo + hi) / 2;
+
+    if(s->seg[mid].at <= i)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return &s->seg[lo];
+}
+
+/* The Logs Ingestion client finished a shipment (loop thread). */
 static void
 on_ingested(void *ud, const struct ingest_result *res)
 {
   struct shipment *s = ud;
-  struct job *j = s->j;
-  struct daemon *d = j->d;
+  struct daemon *d = s->d;
   int rc;
 
   if(res->rc) {
-    body_finished(j, 0, 0, res->rc);
-    shipment_free(s);
+    shipment_end(s, res->rc);
     return;
   }
   metrics_inc(d->metrics, METRIC_RECORDS_SENT, res->acked);
-  s->acked = res->acked;
-  if(!res->rejected) {
-    body_finished(j, res->acked, 0, 0);
-    shipment_free(s);
-    return;
-  }
-  /* Copy what the dead-letter lines need; res is borrowed. */
-  s->dead = calloc(res->rejected, sizeof(*s->dead));
-  if(!s->dead) {
-    body_finished(j, 0, 0, ERR_NOMEM);
-    shipment_free(s);
-    return;
+  if(res->rejected) {
+    s->dead = calloc(res->rejected, sizeof(*s->dead));
+    if(!s->dead) {
+      shipment_end(s, ERR_NOMEM);
+      return;
+    }
   }
   for(uint64_t i = 0; i < res->body->count; i++) {
+    struct segment *g = segment_of(s, i);
     const struct ingest_reject *r = res->reject[i];
     struct deadletter_entry *e;
     const char *rec;
     size_t len;
 
+    if(res->state[i] == INGEST_ACKED) {
+      g->acked++;
+      continue;
+    }
     if(res->state[i] != INGEST_REJECTED || s->ndead == res->rejected)
       continue;
+    /* Copy what the dead-letter line needs; res is borrowed. */
+    g->dead++;
     e = &s->dead[s->ndead++];
     batcher_body_record(res->body, i, &rec, &len);
-    e->blob = j->name;
-    e->etag = j->etag;
-    e->record_index = (int64_t)(res->body->first + i);
+    e->blob = g->j->name;
+    e->etag = g->j->etag;
+    e->record_index = (int64_t)(g->first + (i - g->at));
     e->reason = "rejected";
     e->http_status = r ? r->status : 0;
     e->error_code = dupstr(r ? r->code : "");
@@ -1112,50 +1202,48 @@ on_ingested(void *ud, const struct ingest_result *res)
     e->record = strndup(rec, len);
     e->record_len = len;
     if(!e->error_code || !e->error_message || !e->request_id || !e->record) {
-      body_finished(j, 0, 0, ERR_NOMEM);
-      shipment_free(s);
+      shipment_end(s, ERR_NOMEM);
       return;
     }
   }
-  log_warn(MOD, "%s: %zu records rejected by the Logs Ingestion API; "
-           "written to the dead-letter directory", j->name, s->ndead);
+  if(!s->ndead) {
+    shipment_end(s, 0);
+    return;
+  }
+  log_warn(MOD, "%zu records rejected by the Logs Ingestion API; written "
+           "to the dead-letter directory", s->ndead);
   s->work.data = s;
   rc = uv_queue_work(&d->loop, &s->work, dead_work, dead_done);
-  if(rc) {
-    body_finished(j, 0, 0, ERR_NOMEM);
-    shipment_free(s);
-  }
+  if(rc)
+    shipment_end(s, ERR_NOMEM);
 }
 
 static void
 prepare_done(uv_work_t *w, int status)
 {
   struct shipment *s = w->data;
-  struct job *j = s->j;
-  struct daemon *d = j->d;
-  const struct body_ref *r = &j->bodies[s->index];
+  struct daemon *d = s->d;
   struct batcher_body body;
   int rc;
 
   if(status < 0 && !s->rc)
     s->rc = ERR_ABORTED;
   if(s->rc) {
-    log_error(MOD, "%s: cannot prepare request body %zu: %s", j->name,
-              s->index, err_str(s->rc));
-    body_finished(j, 0, 0, s->rc);
-    shipment_free(s);
+    log_error(MOD, "cannot prepare a request body: %s", err_str(s->rc));
+    shipment_end(s, s->rc);
     return;
   }
   if(d->fsink) {
-    metrics_inc(d->metrics, METRIC_RECORDS_SENT, r->count);
-    body_finished(j, r->count, 0, 0);
-    shipment_free(s);
+    for(size_t i = 0; i < s->nseg; i++)
+      s->seg[i].acked = s->seg[i].count;
+    metrics_inc(d->metrics, METRIC_RECORDS_SENT, s->count);
+    shipment_end(s, 0);
     return;
   }
-  body = (struct batcher_body){ s->json, r->len, r->first, r->count, 0, 0,
+  body = (struct batcher_body){ s->json, s->len, 0, s->count, 0, 0,
                                 s->offsets, s->times };
-  body.min_time = body.max_time = r->count ? s->times[0] : 0;
-  for(uint64_t i = 1; i < r->count; i++) {
+  body.min_time = body.max_time = s->count ? s->times[0] : 0;
+  for(uint64_t i = 1; i < s->count; i++) {
     if(s->times[i] < body.min_time)
       body.min_time = s->times[i];
     if(s->times[i] > body.max_time)
@@ -1170,34 +1258,107 @@ prepare_done(uv_work_t *w, int status)
   s->json = NULL;
   s->offsets = NULL;
   s->times = NULL;
-  if(rc) {
-    body_finished(j, 0, 0, rc);
-    shipment_free(s);
-  }
+  if(rc)
+    shipment_end(s, rc);
 }
 
 static void
-ship_more(struct job *j)
+on_linger(uv_timer_t *t)
 {
-  struct daemon *d = j->d;
+  struct daemon *d = t->data;
 
-  /* Two bodies per request slot: one compressing while one is sent. */
-  while(j->next_body < j->nbodies && !d->stopping_hard &&
+  d->linger_expired = 1;
+  pump(d);
+}
+
+/* Is more input on its way (a blob not yet transformed)? */
+static int
+more_coming(const struct daemon *d)
+{
+  if(d->listing)
+    return 1;
+  for(const struct job *j = d->jobs; j; j = j->next) {
+    if(j->phase == JOB_QUEUED || j->phase == JOB_STARTING ||
+       j->phase == JOB_DOWNLOADING || j->phase == JOB_TRANSFORMING)
+      return 1;
+  }
+  return 0;
+}
+
+/*
+ * Starts shipments while request slots are free (two per slot: one being
+ * compressed while one is sent). A shipment takes the next bodies of the
+ * blobs that are shipping, oldest blob first, while they fit; it leaves
+ * when it is SHIP_FULL_PERCENT full, when no more input is coming, when it
+ * has waited SHIP_LINGER_MS, or when the daemon is stopping.
+ */
+static void
+ship_pump(struct daemon *d)
+{
+  size_t max = (size_t)d->cfg->destination.max_request_bytes;
+  int rc;
+
+  while(!d->stopping_hard &&
         d->bodies_busy < 2 * (size_t)d->cfg->destination.concurrency) {
     struct shipment *s = calloc(1, sizeof(*s));
-    int rc;
+    size_t len = 2;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    int full = 0;
 
     if(!s)
       return;
-    s->j = j;
-    s->index = j->next_body++;
-    s->work.data = s;
-    j->bodies_busy++;
+    s->d = d;
+    for(struct job *j = d->jobs; j && !full; j = j->next) {
+      if(j->phase != JOB_SHIPPING || j->records == UINT64_MAX)
+        continue;
+      for(size_t b = j->next_body + j->taken; b < j->nbodies; b++) {
+        const struct body_ref *r = &j->bodies[b];
+        size_t add = r->len - 2 + (s->nseg ? 1 : 0);
+        int64_t nlo = r->min_time < lo ? r->min_time : lo;
+        int64_t nhi = r->max_time > hi ? r->max_time : hi;
+
+        if(s->nseg == SHIP_MAX_SEGMENTS || len + add > max) {
+          full = 1;
+          break;
+        }
+        /* Out of this request's 30-minute window: this blob waits for a
+           later request (its bodies stay in order), later blobs may fit. */
+        if(nhi - nlo > BATCHER_MAX_SPAN_SECONDS)
+          break;
+        s->seg[s->nseg++] = (struct segment){ j, b, r->count, r->first,
+                                              s->count, 0, 0 };
+        s->count += r->count;
+        len += add;
+        lo = nlo;
+        hi = nhi;
+        j->taken++;
+      }
+    }
+    for(size_t i = 0; i < s->nseg; i++)
+      s->seg[i].j->taken = 0;
+    if(!s->nseg) {
+      free(s);
+      return;
+    }
+    if(!full && len * 100 < max * SHIP_FULL_PERCENT && more_coming(d) &&
+       !d->linger_expired && !d->stopping) {
+      /* Worth waiting a moment for the transforms in progress. */
+      if(!uv_is_active((uv_handle_t *)&d->linger_timer))
+        uv_timer_start(&d->linger_timer, on_linger, SHIP_LINGER_MS, 0);
+      free(s);
+      return;
+    }
+    d->linger_expired = 0;
+    uv_timer_stop(&d->linger_timer);
+    for(size_t i = 0; i < s->nseg; i++) {
+      s->seg[i].j->next_body++;
+      s->seg[i].j->bodies_busy++;
+    }
     d->bodies_busy++;
+    s->work.data = s;
     rc = uv_queue_work(&d->loop, &s->work, prepare_work, prepare_done);
     if(rc) {
-      free(s);
-      body_finished(j, 0, 0, ERR_NOMEM);
+      shipment_end(s, ERR_NOMEM);
       return;
     }
   }
@@ -1225,22 +1386,19 @@ maybe_commit(struct job *j)
 }
 
 /*
- * One body is finished: acked records were acknowledged, dead ones
+ * One body of j is finished: acked records were acknowledged, dead ones
  * dead-lettered; rc != 0 means the body could not be delivered now (the
  * daemon is stopping, or a local failure) and the blob stays unfinished.
+ * The caller runs pump() afterwards.
  */
 static void
 body_finished(struct job *j, uint64_t acked, uint64_t dead, int rc)
 {
-  struct daemon *d = j->d;
-
   j->bodies_busy--;
-  d->bodies_busy--;
   j->acked += acked;
   j->dead += dead;
   if(rc) {
     j->next_body = j->nbodies; /* send nothing more for this blob */
-    j->fail_reason = NULL;
     if(!j->bodies_busy)
       job_drop(j, err_str(rc));
     else
@@ -1250,13 +1408,8 @@ body_finished(struct job *j, uint64_t acked, uint64_t dead, int rc)
     if(!j->bodies_busy)
       job_drop(j, "an earlier body failed");
   }
-  else {
-    ship_more(j);
+  else
     maybe_commit(j);
-  }
-  /* Other blobs may be waiting for a free request slot. */
-  pump(d);
-  maybe_drained(d);
 }
 
 static void
@@ -1264,7 +1417,6 @@ start_shipping(struct job *j)
 {
   j->phase = JOB_SHIPPING;
   j->next_body = 0;
-  ship_more(j);
   maybe_commit(j); /* a report with no records at all */
 }
 
@@ -1356,11 +1508,7 @@ pump(struct daemon *d)
 {
   /* Free request slots go to blobs already shipping, oldest first, even
      while stopping: finishing them is what a graceful stop is for. */
-  for(struct job *j = d->jobs, *next; j; j = next) {
-    next = j->next;
-    if(j->phase == JOB_SHIPPING && j->next_body < j->nbodies)
-      ship_more(j);
-  }
+  ship_pump(d);
   if(d->stopping || d->reloading || d->commit_retry)
     return;
   for(struct job *j = d->jobs, *next; j; j = next) {
@@ -1840,6 +1988,7 @@ finish(struct daemon *d)
   uv_close((uv_handle_t *)&d->tick_timer, close_cb_noop);
   uv_close((uv_handle_t *)&d->stop_timer, close_cb_noop);
   uv_close((uv_handle_t *)&d->retry_timer, close_cb_noop);
+  uv_close((uv_handle_t *)&d->linger_timer, close_cb_noop);
   uv_close((uv_handle_t *)&d->sig_term, close_cb_noop);
   uv_close((uv_handle_t *)&d->sig_int, close_cb_noop);
   uv_close((uv_handle_t *)&d->sig_hup, close_cb_noop);
@@ -2100,11 +2249,13 @@ daemon_run(const char *config_path, struct config *cfg)
   uv_timer_init(&d->loop, &d->tick_timer);
   uv_timer_init(&d->loop, &d->stop_timer);
   uv_timer_init(&d->loop, &d->retry_timer);
+  uv_timer_init(&d->loop, &d->linger_timer);
   uv_signal_init(&d->loop, &d->sig_term);
   uv_signal_init(&d->loop, &d->sig_int);
   uv_signal_init(&d->loop, &d->sig_hup);
   d->poll_timer.data = d->tick_timer.data = d->stop_timer.data = d;
   d->retry_timer.data = d;
+  d->linger_timer.data = d;
   d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
   uv_signal_start(&d->sig_term, on_signal, SIGTERM);
   uv_signal_start(&d->sig_int, on_signal, SIGINT);

@@ -4,6 +4,8 @@
 # destination.timeout, and a token endpoint outage. Nothing may be missing
 # and nothing unexpected may arrive; a record may arrive twice only because
 # a lost answer made a delivered request look failed (at-least-once).
+# (That Retry-After is waited for exactly is test_ingest.sh's business: here
+# other requests already in flight arrive right after a 429.)
 set -u
 source "$TOP/tests/integration/daemon_lib.sh"
 
@@ -31,14 +33,5 @@ curl -sf "http://127.0.0.1:$MPORT/metrics" > "$WORK/metrics.txt" || fail "scrape
 retries=$(awk '$1 == "spectra_sentinel_ingestion_retries_total" {print $2}' "$WORK/metrics.txt")
 [ "${retries:-0}" -ge 8 ] || fail "only ${retries:-0} retries counted for 9 ingestion faults"
 daemon_stop 30
-"$PY" - "$WORK/fake.log" <<'PYEOF' || fail "the daemon did not wait for Retry-After"
-import json, sys
-ing = [json.loads(l) for l in open(sys.argv[1]) if '"ingest"' in l]
-# After the first answer (a 429 with Retry-After: 1), the next request must
-# come at least a second later.
-t429 = next(e["t"] for e in ing if e.get("status") == 429)
-after = min(e["received"] for e in ing if e["received"] > t429)
-sys.exit(0 if after - t429 >= 0.95 else 1)
-PYEOF
 e2e_check --any-dup || fail "delivery check failed"
 ok "nothing lost under faults ($retries retries)"

@@ -18,8 +18,15 @@ echo "kill seed $seed"
 RANDOM=$seed
 kills=0
 for i in $(seq 10); do
+  n0=$(records_count)
   daemon_start
-  sleep "0.$((RANDOM % 9 + 1))"
+  # Let it deliver something first, so that kills land in every phase
+  # (listing, downloads, transforms, requests in flight, commits).
+  for _ in $(seq 100); do
+    [ "$(records_count)" -gt "$n0" ] && break
+    sleep 0.05
+  done
+  sleep "0.$((RANDOM % 9))$((RANDOM % 10))"
   daemon_kill9
   kills=$((kills + 1))
   "$PY" "$TOP/tests/tools/ck_pending.py" "$STATE" >> "$WORK/inflight.txt"
