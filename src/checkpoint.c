@@ -171,12 +171,11 @@ upsert(struct checkpoint *c, const char *name, const char *etag,
   struct ck_entry *e = find(c, name);
   char *netag = strdup(etag);
   char *nreason = reason ? strdup(reason) : NULL;
-  int rc;
 
   if(!netag || (reason && !nreason))
     goto nomem;
   if(!e) {
-    if(c->nentries >= c->nbuckets && (rc = grow(c)) != 0)
+    if(c->nentries >= c->nbuckets && grow(c) != 0)
       goto nomem;
     e = calloc(1, sizeof(*e));
     if(!e || !(e->name = strdup(name))) {
