@@ -525,8 +525,8 @@ static void
 test_extreme_watermark_does_not_overflow(void **state)
 {
   static const char *const snap[] = {
-    "spectra-sentinel-checkpoint 1 -9223372036854775808 "
-    "-9223372036854775808 1 0",
+    ("spectra-sentinel-checkpoint 1 -9223372036854775808 "
+     "-9223372036854775808 1 0"),
     "D -9223372036854775808 e a 1",
     "END 1"
   };
