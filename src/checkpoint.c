@@ -39,6 +39,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "fsio.h"
 
 #define CK_MAGIC "spectra-sentinel-checkpoint"
 #define CK_VERSION 1
@@ -413,22 +414,6 @@ apply(struct checkpoint *c, char **f, int n, int in_journal)
 /* ---- file helpers ----------------------------------------------------- */
 
 static int
-write_all(int fd, const char *p, size_t n)
-{
-  while(n) {
-    ssize_t w = write(fd, p, n);
-
-    if(w < 0 && errno == EINTR)
-      continue;
-    if(w <= 0)
-      return ERR_IO;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static int
 fsync_dir(const char *dir)
 {
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -548,7 +533,7 @@ write_snapshot(struct checkpoint *c)
     rc = ERR_IO;
     goto out;
   }
-  if((rc = write_all(fd, b.data, b.len)) != 0 || fsync(fd) < 0) {
+  if((rc = fsio_write_all(fd, b.data, b.len)) != 0 || fsync(fd) < 0) {
     rc = ERR_IO;
     goto out;
   }
@@ -738,7 +723,7 @@ journal_append(struct checkpoint *c)
   end = lseek(c->journal_fd, 0, SEEK_END);
   if(end < 0)
     return ERR_IO;
-  if(write_all(c->journal_fd, c->line.data, c->line.len) != 0) {
+  if(fsio_write_all(c->journal_fd, c->line.data, c->line.len) != 0) {
     int saved = errno;
 
     if(ftruncate(c->journal_fd, end) < 0) {

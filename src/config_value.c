@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "civil.h"
 #include "err.h"
 
 static int
@@ -139,39 +140,6 @@ config_parse_size(const char *s, uint64_t *bytes)
   return ERR_PARSE;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t
-days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-  int64_t era;
-  unsigned yoe, doy, doe;
-
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = (unsigned)(y - era * 400);
-  doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
-/* The inverse of days_from_civil. */
-static void
-civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-  int64_t era;
-  unsigned doe, yoe, doy, mp;
-
-  z += 719468;
-  era = (z >= 0 ? z : z - 146096) / 146097;
-  doe = (unsigned)(z - era * 146097);
-  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 /* Reads exactly n digits at *p as a number. */
 static int
 fixed_digits(const char **p, int n, unsigned *out)
@@ -235,7 +203,7 @@ config_parse_time(const char *s, int64_t *unix_seconds)
   /* Second 60 is a leap second; it is counted as the next second. */
   if(d > dim || h > 23 || mi > 59 || sec > 60 || oh > 23 || om > 59)
     return ERR_PARSE;
-  t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+  t = civil_days_from_date(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
   t -= sign * (int64_t)(oh * 3600 + om * 60);
   /* Only times that config_value_format_time can write back. */
   if(t < 0 || t > 253402300799LL)
@@ -294,7 +262,7 @@ config_value_format_time(int64_t t, char *out, size_t cap)
     rem += 86400;
     days--;
   }
-  civil_from_days(days, &y, &m, &d);
+  civil_date_from_days(days, &y, &m, &d);
   snprintf(out, cap, "%04lld-%02u-%02uT%02u:%02u:%02uZ", (long long)y, m, d,
            (unsigned)(rem / 3600), (unsigned)(rem / 60 % 60),
            (unsigned)(rem % 60));

@@ -31,6 +31,7 @@
 #include "buf.h"
 #include "err.h"
 #include "log.h"
+#include "storage_auth.h"
 #include "token_parse.h"
 
 #define MOD "cred"
@@ -215,23 +216,7 @@ retire_token(struct cred *c)
 static int
 put_encoded(struct buf *b, const char *s)
 {
-  static const char hex[] = "0123456789ABCDEF";
-  int rc = 0;
-
-  for(; *s && !rc; s++) {
-    unsigned char c = (unsigned char)*s;
-
-    if((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-       c == '~')
-      rc = buf_putc(b, (char)c);
-    else {
-      char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-
-      rc = buf_append(b, e, 3);
-    }
-  }
-  return rc;
+  return storage_url_encode(s, 0, b);
 }
 
 /* Appends "&key=value" (without the & for the first pair). */

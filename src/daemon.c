@@ -56,6 +56,7 @@
 #include "deadletter.h"
 #include "err.h"
 #include "filesink.h"
+#include "fsio.h"
 #include "gzip.h"
 #include "http.h"
 #include "ingest.h"
@@ -749,44 +750,6 @@ struct tctx {
   int rc;
 };
 
-static int
-write_at(int fd, const void *p, size_t n, uint64_t off)
-{
-  const char *c = p;
-
-  while(n) {
-    ssize_t w = pwrite(fd, c, n, (off_t)off);
-
-    if(w < 0 && errno == EINTR)
-      continue;
-    if(w <= 0)
-      return ERR_IO;
-    c += w;
-    n -= (size_t)w;
-    off += (uint64_t)w;
-  }
-  return 0;
-}
-
-static int
-read_at(int fd, void *p, size_t n, uint64_t off)
-{
-  char *c = p;
-
-  while(n) {
-    ssize_t r = pread(fd, c, n, (off_t)off);
-
-    if(r < 0 && errno == EINTR)
-      continue;
-    if(r <= 0)
-      return ERR_IO;
-    c += r;
-    n -= (size_t)r;
-    off += (uint64_t)r;
-  }
-  return 0;
-}
-
 /* Batcher callback (pool thread): spool one body and remember where. */
 static int
 on_body(void *ud, const struct batcher_body *b)
@@ -806,9 +769,9 @@ on_body(void *ud, const struct batcher_body *b)
     j->bodies = nb;
     j->bodies_cap = n;
   }
-  if((rc = write_at(j->body_fd, b->json, b->len, t->file_off)) != 0 ||
-     (rc = write_at(j->body_fd, b->offsets, offs, t->file_off + b->len)) ||
-     (rc = write_at(j->body_fd, b->times, times,
+  if((rc = fsio_pwrite_all(j->body_fd, b->json, b->len, t->file_off)) != 0 ||
+     (rc = fsio_pwrite_all(j->body_fd, b->offsets, offs, t->file_off + b->len)) ||
+     (rc = fsio_pwrite_all(j->body_fd, b->times, times,
                     t->file_off + b->len + offs)) != 0)
     return rc;
   j->bodies[j->nbodies++] = (struct body_ref){ t->file_off, b->len,
@@ -1066,11 +1029,11 @@ prepare_work(uv_work_t *w)
     /* The body is "[" r0 "," ... "]": its records, with their separating
        commas, are bytes 1 .. len-2; the comma before the next segment's
        records replaces its "]". */
-    s->rc = read_at(j->body_fd, s->json + pos, r->len - 2, r->off + 1);
+    s->rc = fsio_pread_all(j->body_fd, s->json + pos, r->len - 2, r->off + 1);
     if(!s->rc)
-      s->rc = read_at(j->body_fd, o, offs, r->off + r->len);
+      s->rc = fsio_pread_all(j->body_fd, o, offs, r->off + r->len);
     if(!s->rc)
-      s->rc = read_at(j->body_fd, s->times + k, r->count * sizeof(int64_t),
+      s->rc = fsio_pread_all(j->body_fd, s->times + k, r->count * sizeof(int64_t),
                       r->off + r->len + offs);
     for(uint64_t x = 0; !s->rc && x < r->count; x++)
       s->offsets[k + x] = pos + (o[x] - 1);
@@ -1656,22 +1619,13 @@ static int
 spool_write(void *ud, const void *data, size_t len)
 {
   struct job *j = ud;
-  const char *p = data;
 
-  while(len) {
-    ssize_t w = write(j->spool_fd, p, len);
-
-    if(w < 0 && errno == EINTR)
-      continue;
-    if(w <= 0) {
-      log_error(MOD, "%s: cannot write the spool file: %s", j->name,
-                strerror(errno));
-      return ERR_IO;
-    }
-    p += w;
-    len -= (size_t)w;
-    j->spool_bytes += (uint64_t)w;
+  if(fsio_write_all(j->spool_fd, data, len) != 0) {
+    log_error(MOD, "%s: cannot write the spool file: %s", j->name,
+              strerror(errno));
+    return ERR_IO;
   }
+  j->spool_bytes += len;
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fsio.h"
 
 struct filesink {
   int fd;
@@ -37,23 +38,6 @@ filesink_open(const char *path, struct filesink **out)
   return 0;
 }
 
-/* Writes n bytes at p, retrying short writes. */
-static int
-write_all(int fd, const char *p, size_t n)
-{
-  while(n) {
-    ssize_t w = write(fd, p, n);
-
-    if(w < 0 && errno == EINTR)
-      continue;
-    if(w <= 0)
-      return ERR_IO;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 int
 filesink_write(struct filesink *s, const char *json, const size_t *offsets,
                uint64_t count)
@@ -72,9 +56,9 @@ filesink_write(struct filesink *s, const char *json, const size_t *offsets,
        ']'), which is exactly where its newline goes. */
     size_t len = offsets[i + 1] - offsets[i] - 1;
 
-    rc = write_all(s->fd, json + offsets[i], len);
+    rc = fsio_write_all(s->fd, json + offsets[i], len);
     if(!rc)
-      rc = write_all(s->fd, "\n", 1);
+      rc = fsio_write_all(s->fd, "\n", 1);
   }
   if(!rc && fdatasync(s->fd) < 0)
     rc = ERR_IO;

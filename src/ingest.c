@@ -35,6 +35,7 @@
 #include "gzip.h"
 #include "jwt.h"
 #include "log.h"
+#include "storage_auth.h"
 #include "retry_after.h"
 
 #define MOD "ingest"
@@ -791,23 +792,7 @@ out:
 static int
 put_segment(struct buf *b, const char *s)
 {
-  static const char hex[] = "0123456789ABCDEF";
-  int rc = 0;
-
-  for(; *s && !rc; s++) {
-    unsigned char c = (unsigned char)*s;
-
-    if((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-       c == '~')
-      rc = buf_putc(b, (char)c);
-    else {
-      char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-
-      rc = buf_append(b, e, 3);
-    }
-  }
-  return rc;
+  return storage_url_encode(s, 0, b);
 }
 
 static void

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "civil.h"
 #include "err.h"
 
 static const char *const wkday[7] = {
@@ -110,22 +111,6 @@ days_in_month(int y, int mon)
   return mon == 1 && is_leap(y) ? 29 : dim[mon];
 }
 
-/* Days since 1970-01-01 of the proleptic Gregorian date y-mon(0..11)-d
-   (H. Hinnant's days_from_civil). */
-static int64_t
-days_from_civil(int64_t y, int mon, int d)
-{
-  int64_t era, yoe, doy, doe;
-  int m = mon + 1;
-
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = y - era * 400;
-  doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
 /* The year of the Unix time t (for the two-digit years of RFC 850). */
 static int
 year_of(int64_t t)
@@ -207,7 +192,7 @@ http_date(struct cur *c, int64_t now, int64_t *out)
   }
   if(c->p != c->end || d < 1 || d > days_in_month(y, mon))
     return ERR_PARSE;
-  *out = days_from_civil(y, mon, d) * 86400 + h * 3600 + mi * 60 + s;
+  *out = civil_days_from_date(y, (unsigned)mon + 1, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s;
   return 0;
 }
 

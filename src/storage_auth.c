@@ -316,8 +316,11 @@ storage_url_encode(const char *s, int keep_slash, struct buf *out)
   for(; *s && !rc; s++) {
     unsigned char c = (unsigned char)*s;
 
-    if(isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' ||
-       (keep_slash && c == '/'))
+    /* ASCII ranges, not isalnum(): the set is RFC 3986's, whatever the
+       locale. */
+    if((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+       c == '~' || (keep_slash && c == '/'))
       rc = buf_putc(out, (char)c);
     else {
       char e[3] = { '%', hex[c >> 4], hex[c & 15] };

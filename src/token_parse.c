@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "civil.h"
 #include "err.h"
 #include "log.h"
 
@@ -117,20 +118,6 @@ read_seconds(json_t *v, int64_t *out)
   return 0;
 }
 
-/* Days since 1970-01-01 of y-m-d (m 1..12), H. Hinnant's algorithm. */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-  int64_t era, yoe, doy, doe;
-
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = y - era * 400;
-  doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
 static int
 num(const char *s, int n, int *out)
 {
@@ -176,7 +163,7 @@ read_rfc3339(const char *s, size_t n, int64_t *out)
     return 0;
   if(i != n)
     return 0;
-  *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se -
+  *out = civil_days_from_date(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se -
          sign * (oh * 3600 + om * 60);
   return 1;
 }

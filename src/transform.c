@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "civil.h"
 #include "err.h"
 #include "jscan.h"
 #include "source.h"
@@ -211,41 +212,13 @@ fmt_i64(char *p, int64_t v)
   return len;
 }
 
-/* Formats t (0..TF_TIME_MAX) as YYYY-MM-DDTHH:MM:SSZ, without gmtime. */
+/* Formats t (0..TF_TIME_MAX) as YYYY-MM-DDTHH:MM:SSZ plus a NUL. */
 static void
 fmt_time(int64_t t, char out[TRANSFORM_TG_LEN + 1])
 {
-  int64_t days = t / 86400, secs = t % 86400;
-  int64_t era, doe, yoe, y, doy, mp, d, m;
-
-  /* Howard Hinnant's civil_from_days. */
-  days += 719468;
-  era = days / 146097;
-  doe = days - era * 146097;
-  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  y = yoe + era * 400;
-  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y += m <= 2;
-  {
-    /* Fixed width by construction; y is 1970..9999 for t in range. */
-    const int64_t f[6] = { y, m, d, secs / 3600, secs / 60 % 60, secs % 60 };
-    static const char sep[6] = { '-', '-', 'T', ':', ':', 'Z' };
-    char *w = out;
-
-    for(int i = 0; i < 6; i++) {
-      if(i == 0) {
-        *w++ = (char)('0' + f[0] / 1000 % 10);
-        *w++ = (char)('0' + f[0] / 100 % 10);
-      }
-      *w++ = (char)('0' + f[i] / 10 % 10);
-      *w++ = (char)('0' + f[i] % 10);
-      *w++ = sep[i];
-    }
-    *w = '\0';
-  }
+  /* t is within 1970..9999 (tf_time_ok), so this cannot fail. */
+  (void)civil_format_utc(t, out);
+  out[TRANSFORM_TG_LEN] = '\0';
 }
 
 static int
