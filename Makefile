@@ -53,7 +53,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps test test-unit test-integration asan valgrind fuzz fuzz-build \
-        bench demo install clean unit-bins analyze test-container
+        bench demo install clean unit-bins analyze test-container soak
 
 all: $(BIN) spectra-sentinel
 
@@ -119,6 +119,12 @@ analyze:
 # CI).
 test-container: $(BIN)
 	@TOP=$(CURDIR) bash tests/container/test_container.sh
+
+# The soak test (SOAK_MINUTES, default 30): continuous uploads, random
+# faults, kill -9 every few minutes; checks delivery and flat resources.
+soak: $(BIN)
+	@TOP=$(CURDIR) BUILD=$(CURDIR)/$(BUILD) BIN=$(CURDIR)/$(BIN) \
+	  bash tests/soak/soak.sh
 
 bench: $(BIN)
 	@BUILD=$(BUILD) bash tests/bench/run.sh

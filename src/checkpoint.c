@@ -341,7 +341,7 @@ split_line(char *line, char **fields)
 {
   char *star = strrchr(line, '*');
   unsigned long want;
-  char *end;
+  char *end, *save = NULL;
   int n = 0;
 
   if(!star || star == line || star[-1] != ' ')
@@ -353,7 +353,9 @@ split_line(char *line, char **fields)
   if(crc32(0L, (const Bytef *)line, (uInt)(star - 1 - line)) != want)
     return -1;
   star[-1] = '\0';
-  for(char *tok = strtok(line, " "); tok; tok = strtok(NULL, " ")) {
+  /* strtok_r: the lane runs this on a pool thread. */
+  for(char *tok = strtok_r(line, " ", &save); tok;
+      tok = strtok_r(NULL, " ", &save)) {
     if(n == CK_MAX_FIELDS)
       return -1;
     fields[n++] = tok;

@@ -2018,7 +2018,7 @@ static void
 on_signal(uv_signal_t *s, int signum)
 {
   struct daemon *d = s->data;
-  char *errors = NULL;
+  char *errors = NULL, *save = NULL;
   struct config *ncfg = NULL;
   int rc;
 
@@ -2032,8 +2032,8 @@ on_signal(uv_signal_t *s, int signum)
   if(rc) {
     log_error(MOD, "SIGHUP: the new configuration is invalid; keeping the "
               "old one:");
-    for(char *line = errors ? strtok(errors, "\n") : NULL; line;
-        line = strtok(NULL, "\n"))
+    for(char *line = errors ? strtok_r(errors, "\n", &save) : NULL; line;
+        line = strtok_r(NULL, "\n", &save))
       log_error(MOD, "  %s", line);
     free(errors);
     return;
