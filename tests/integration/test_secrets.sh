@@ -25,8 +25,10 @@
 #   badcfg    configurations with a secret in the wrong place
 # Then it fails if any secret, or its URL-encoded or base64 forms, appears
 # in the daemons' stderr, the dead-letter files, the state directory
-# files, a /metrics scrape or the output of `state` and `check`. It also
-# checks the permissions: state directory 0700, checkpoint and dead-letter
+# files, a /metrics scrape, the output of `state` and `check`, or the
+# records the fake Sentinel received. Every daemon must also exit 0 within
+# shutdown_timeout of SIGTERM (LeakSanitizer included, in ASan builds).
+# Last, the permissions: state directory 0700, checkpoint and dead-letter
 # files 0600 (directories 0700), and the warning for a secret in a
 # configuration file readable by others.
 # Env: TOP, BUILD, BIN (tests/run-integration.sh).
