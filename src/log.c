@@ -24,6 +24,9 @@
    forms need a few dozen. A fixed table bounds the memory and the work
    every line's scrub does, however a caller misbehaves. */
 #define LOG_SECRET_MAX 256
+/* The shortest start of a secret scrubbed at the end of a text (see
+   scrub_locked); shorter tails would match ordinary words too often. */
+#define LOG_TAIL_MIN 4
 
 static enum log_level log_level = LOG_INFO;
 static enum log_format log_format = LOG_FORMAT_TEXT;
@@ -255,10 +258,18 @@ log_secret_clear(void)
   pthread_mutex_unlock(&log_lock);
 }
 
-/* Scrubs s; the caller holds log_lock. */
+/*
+ * Scrubs s; the caller holds log_lock. Every occurrence of a secret
+ * becomes "***". Texts are often cut to fit before they are scrubbed (a
+ * long log line, an error message capped at a few hundred bytes), and a
+ * cut can fall inside a secret: so a text that ends with the start of a
+ * secret (LOG_TAIL_MIN bytes or more) loses that tail too.
+ */
 static void
 scrub_locked(char *s, size_t cap)
 {
+  size_t len;
+
   for(size_t i = 0; i < log_nsecrets; i++) {
     const char *sec = log_secrets[i].text;
     size_t sl = log_secrets[i].len;
@@ -272,6 +283,19 @@ scrub_locked(char *s, size_t cap)
       memcpy(p, "***", 3);
       memmove(p + 3, p + sl, tail + 1);
       p += 3;
+    }
+  }
+  len = strlen(s);
+  for(size_t i = 0; i < log_nsecrets; i++) {
+    const char *sec = log_secrets[i].text;
+    size_t k = log_secrets[i].len - 1;
+
+    for(k = k < len ? k : len; k >= LOG_TAIL_MIN; k--) {
+      if(!memcmp(s + len - k, sec, k)) {
+        memcpy(s + len - k, "***", 4); /* k >= 4: fits, NUL included */
+        len = len - k + 3;
+        break;
+      }
     }
   }
   (void)cap;
@@ -325,11 +349,9 @@ log_vmsg(enum log_level level, const char *module, const char *fmt,
 
   if(level > log_level)
     return;
-  n = vsnprintf(msg, sizeof(msg), fmt, ap);
+  n = vsnprintf(msg, sizeof(msg) - 3, fmt, ap);
   if(n < 0)
     snprintf(msg, sizeof(msg), "(unformattable log message)");
-  else if((size_t)n >= sizeof(msg))
-    memcpy(msg + sizeof(msg) - 5, "...", 4);
   /* Messages are one line: fold newlines so that a peer's multi-line error
      body cannot forge extra log lines. */
   for(char *p = msg; *p; p++) {
@@ -345,6 +367,10 @@ log_vmsg(enum log_level level, const char *module, const char *fmt,
 
   pthread_mutex_lock(&log_lock);
   scrub_locked(msg, sizeof(msg));
+  /* The cut is marked after the scrub, which must see where the text
+     really ends (inside a secret, maybe). 3 bytes were kept for it. */
+  if(n > 0 && (size_t)n >= sizeof(msg) - 3)
+    strcat(msg, "...");
   if(log_format == LOG_FORMAT_JSON) {
     len = (size_t)snprintf(line, sizeof(line),
                            "{\"time\":\"%s\",\"level\":\"%s\",\"module\":\"",

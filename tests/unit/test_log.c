@@ -15,6 +15,9 @@
 #include "err.h"
 #include "log.h"
 
+/* Bytes before the secret in emit_long: its cut (4092) falls inside. */
+#define LONG_PAD 4085
+
 /* Captures what the logger writes during fn into out. */
 static void
 capture(char *out, size_t cap, void (*fn)(void))
@@ -255,6 +258,41 @@ test_secret_table_is_bounded(void **state)
   log_secret_clear();
 }
 
+/* A long message whose cut falls inside a secret. */
+static void
+emit_long(void)
+{
+  char big[LONG_PAD + 64];
+
+  memset(big, 'x', LONG_PAD);
+  strcpy(big + LONG_PAD, "QWERTY-secret-tail-0123456789");
+  log_warn("t", "%s", big);
+}
+
+static void
+test_secret_cut_at_the_end_is_scrubbed(void **state)
+{
+  char out[LONG_PAD * 2], buf[128];
+
+  (void)state;
+  log_set_format(LOG_FORMAT_TEXT);
+  assert_int_equal(log_secret_add("QWERTY-secret-tail-0123456789"), 0);
+  /* The line is cut after the first bytes of the secret: they go too,
+     and the cut is still marked. */
+  capture(out, sizeof(out), emit_long);
+  assert_null(strstr(out, "QWER"));
+  assert_non_null(strstr(out, "xxx***...\n"));
+  /* The same for a text some module cut before scrubbing it. */
+  snprintf(buf, sizeof(buf), "error body: QWERTY-sec");
+  log_scrub(buf, sizeof(buf));
+  assert_string_equal(buf, "error body: ***");
+  /* Fewer than 4 bytes are ordinary text. */
+  snprintf(buf, sizeof(buf), "a QWE");
+  log_scrub(buf, sizeof(buf));
+  assert_string_equal(buf, "a QWE");
+  log_secret_clear();
+}
+
 int
 main(void)
 {
@@ -268,6 +306,7 @@ main(void)
     cmocka_unit_test(test_secret_rotation_keeps_the_list_small),
     cmocka_unit_test(test_secret_encoded_form_and_longest_first),
     cmocka_unit_test(test_secret_table_is_bounded),
+    cmocka_unit_test(test_secret_cut_at_the_end_is_scrubbed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
