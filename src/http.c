@@ -261,6 +261,15 @@ request_finish(struct http_request *r, CURLcode code, int aborted)
       resp->result = ERR_NET;
       resp->error = "the server sent no HTTP response";
     }
+    else if(resp->result == 0 &&
+            (resp->status < 100 || resp->status > 999)) {
+      /* curl passes a status line it cannot read ("HTTP/x 1ab"), and the
+         body after it, as a response with status 0. Found by
+         fuzz_http_response. */
+      resp->result = ERR_NET;
+      resp->error = "the server sent an invalid HTTP status line";
+      resp->status = 0;
+    }
     else if(resp->result)
       resp->error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(code);
     else

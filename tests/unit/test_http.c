@@ -11,6 +11,7 @@
  *   /status/503  503 with a small XML error body
  *   /slow        answers after 5 s
  *   /conn        200, the number of the connection that served it
+ *   /badstatus   a status line without a status, a header, a body, close
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,6 +129,13 @@ serve_conn(int fd, int conn_no)
       const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow";
       sleep(5);
       write_all(fd, r, strlen(r));
+    }
+    else if(!strcmp(path, "/badstatus")) {
+      /* A status line without a status (found by fuzz_http_response). */
+      const char *r = "HTTP/x-ms-error 1uthorized\r\nWWW-Authenticate: h: "
+                      "0\r\n\r\nX";
+      write_all(fd, r, strlen(r));
+      _exit(0);
     }
     else if(!strcmp(path, "/conn")) {
       char b[16];
@@ -311,6 +319,27 @@ test_get_ok(void **state)
   assert_string_equal(res.clen, "5");
   assert_string_equal(res.error, "");
   assert_int_equal(http_engine_inflight(fx.e), 0);
+  fx_done(&fx);
+}
+
+/*
+ * Found by fuzz_http_response: curl hands over a status line it cannot
+ * read, and the body after it, as a complete response with status 0; the
+ * engine reported that as a success. It is a network error now.
+ */
+static void
+test_invalid_status_line_is_err_net(void **state)
+{
+  struct fixture fx;
+  struct result res;
+
+  (void)state;
+  fx_init(&fx, NULL);
+  run_get(&fx, "/badstatus", &res, 0, 0);
+  assert_int_equal(res.calls, 1);
+  assert_int_equal(res.rc, ERR_NET);
+  assert_int_equal(res.status, 0);
+  assert_non_null(strstr(res.error, "invalid HTTP status line"));
   fx_done(&fx);
 }
 
@@ -899,6 +928,7 @@ main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_get_ok),
+    cmocka_unit_test(test_invalid_status_line_is_err_net),
     cmocka_unit_test(test_post_echo_headers_and_body),
     cmocka_unit_test(test_delete_without_body_sends_no_content_type),
     cmocka_unit_test(test_connection_refused_is_err_net),
