@@ -49,6 +49,13 @@
 #
 # The corpus is cached under bench-out/ (gitignored) and generated only when
 # missing. Results are also written to bench-out/results-latest.txt.
+#
+# Then the end-to-end benchmark (tests/bench/e2e.sh: Azurite -> daemon ->
+# Logs Ingestion fake against the Azure SDK peer, memory and scaling runs;
+# see docs/performance.md, "End to end") runs on the same corpus, unless
+# BENCH_E2E=0; its failure makes this script fail. BENCH_QUICK=1 is a smoke
+# check of a few minutes: one round of each tool here (RUNS 1, SAMPLE 5,
+# GZIP_RUNS 1) and e2e.sh's quick mode.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -58,12 +65,20 @@ CC=${CC:-cc}
 PY=/usr/bin/python3
 MB=${BENCH_MB:-100}
 SEED=${BENCH_SEED:-1}
-RUNS=${BENCH_RUNS:-5}
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  RUNS=${BENCH_RUNS:-1}
+  SAMPLE=${BENCH_SAMPLE:-5}
+  GZIP_RUNS=${BENCH_GZIP_RUNS:-1}
+else
+  RUNS=${BENCH_RUNS:-5}
+  SAMPLE=${BENCH_SAMPLE:-20}
+  GZIP_RUNS=${BENCH_GZIP_RUNS:-3}
+fi
 BUDGET=${BENCH_BUDGET:-150}
-SAMPLE=${BENCH_SAMPLE:-20}
 STRICT=${BENCH_STRICT:-0}
 GZIP=${BENCH_GZIP:-1}
-GZIP_RUNS=${BENCH_GZIP_RUNS:-3}
+E2E=${BENCH_E2E:-1}
 
 out=bench-out
 corpus=$out/corpus-s$SEED-${MB}mb
@@ -356,8 +371,19 @@ fi
 say ""
 say "bench: done in $(($(date +%s) - start)) s; figures in $summary"
 
+e2e_rc=0
+if [ "$E2E" = 1 ]; then
+  say ""
+  BUILD=$BUILD BENCH_QUICK=$QUICK BENCH_MB=$MB BENCH_SEED=$SEED \
+    bash tests/bench/e2e.sh || e2e_rc=$?
+fi
+
 if [ $failed != 0 ] || [ $counts_ok != 0 ]; then
   say "bench: FAILED (a tool failed or the record counts disagree)"
+  exit 1
+fi
+if [ $e2e_rc != 0 ]; then
+  say "bench: FAILED (the end-to-end benchmark, tests/bench/e2e.sh)"
   exit 1
 fi
 if { [ $nbad != 0 ] || [ $nreject != 2 ]; } && [ "$STRICT" = 1 ]; then
