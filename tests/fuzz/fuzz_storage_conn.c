@@ -49,10 +49,14 @@ without_keys(const char *s, const char *err)
       ke = k + 39;
     if(ke > k) {
       size_t kl = (size_t)(ke - k);
+      char *from = out;
 
-      while((hit = memmem(out, strlen(out), k, kl)) != NULL) {
+      /* Search on after each replacement: a key such as "#" would
+         otherwise be found again forever. */
+      while((hit = memmem(from, strlen(from), k, kl)) != NULL) {
         *hit = '#';
         memmove(hit + 1, hit + kl, strlen(hit + kl) + 1);
+        from = hit + 1;
       }
     }
     q += ql + (q[ql] == ';');
