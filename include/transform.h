@@ -13,6 +13,10 @@
  * task_id/submitted/processed, which is why one forward pass cannot finish a
  * record. Because the first pass validates everything, a blob yields either
  * all of its records or none: bad input is reported before the first emit.
+ * When a report's records are small enough to hold (a few megabytes, which
+ * covers typical reports), the first pass also keeps each entry's part of
+ * its record, and the records are emitted from memory once the document
+ * has checked out: one pass, same records.
  *
  * Memory is bounded by configuration, not by the report: dynamic values are
  * copied compactly while they are scanned and shrunk on the fly to
@@ -105,6 +109,10 @@ struct transform_opts {
                                the (decompressed) bytes read, else
                                ERR_TOOBIG; 0 means no cap. transform_run
                                leaves caps to its source (source.h). */
+  int two_pass;             /* non-zero: always read the input twice, even
+                               when its records would fit the one-pass
+                               budget (transform.c); for tests of the
+                               second pass */
 };
 
 /*
