@@ -99,11 +99,18 @@ valgrind: $(BIN) $(UNIT_BIN)
 	@TOP=$(CURDIR) BUILD=$(CURDIR)/$(BUILD) BIN=$(CURDIR)/$(BIN) \
 	  bash tests/integration/test_daemon_valgrind.sh
 
-# libFuzzer targets: clang, instrumented library sources compiled in.
-FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
-               -fno-sanitize-recover=all -Wall -Wextra -Werror $(PKG_CFLAGS)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard include/*.h) | $(BUILD)/fuzz
-	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+# libFuzzer targets: the library is compiled once with clang's coverage
+# and sanitizer instrumentation (fuzzer-no-link), then each target links it.
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -std=c11 -g -O1 $(FUZZ_SAN) -Wall -Wextra -Werror $(PKG_CFLAGS)
+FUZZ_OBJ    := $(LIB_SRC:src/%.c=$(BUILD)/fuzz-obj/%.o)
+$(BUILD)/fuzz-obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/fuzz-obj
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ) | $(BUILD)/fuzz
+	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) \
+	  $(LDLIBS)
+$(BUILD)/fuzz-obj:
+	@mkdir -p $@
 
 fuzz-build: $(FUZZ_BIN)
 
