@@ -12,6 +12,7 @@ pkgs=(
   zlib1g-dev libdeflate-dev libexpat1-dev libcmocka-dev
   libyajl-dev libmicrohttpd-dev python3 ca-certificates openssl curl
   systemd
+  python3-azure python3-azure-storage gnuplot-nox
 )
 
 missing=()
