@@ -70,6 +70,10 @@
 
 #define MOD "daemon"
 #define MAX_JOBS 1024            /* jobs alive at once (backpressure) */
+#define MAX_STAGED 256           /* jobs holding spool files (downloading,
+                                    transforming or shipping): bounds open
+                                    descriptors and spool disk while the
+                                    destination is slow or down */
 #define LIST_PAGE 1000           /* maxresults of one List Blobs page */
 #define SOON_MS 200              /* next poll after the work drained */
 
@@ -1240,9 +1244,11 @@ more_coming(const struct daemon *d)
 {
   if(d->listing)
     return 1;
+  /* Queued blobs do not count: they start only when staged blobs leave,
+     so waiting for them would wait for ourselves. */
   for(const struct job *j = d->jobs; j; j = j->next) {
-    if(j->phase == JOB_QUEUED || j->phase == JOB_STARTING ||
-       j->phase == JOB_DOWNLOADING || j->phase == JOB_TRANSFORMING)
+    if(j->phase == JOB_STARTING || j->phase == JOB_DOWNLOADING ||
+       j->phase == JOB_TRANSFORMING)
       return 1;
   }
   return 0;
@@ -1469,11 +1475,18 @@ job_drop(struct job *j, const char *why)
 static void
 pump(struct daemon *d)
 {
+  size_t staged = 0;
+
   /* Free request slots go to blobs already shipping, oldest first, even
      while stopping: finishing them is what a graceful stop is for. */
   ship_pump(d);
   if(d->stopping || d->reloading || d->commit_retry)
     return;
+  for(const struct job *j = d->jobs; j; j = j->next) {
+    if(j->phase == JOB_STARTING || j->phase == JOB_DOWNLOADING ||
+       j->phase == JOB_TRANSFORMING || j->phase == JOB_SHIPPING)
+      staged++;
+  }
   for(struct job *j = d->jobs, *next; j; j = next) {
     next = j->next;
     if(j->phase != JOB_QUEUED)
@@ -1485,6 +1498,11 @@ pump(struct daemon *d)
     if(d->transforming >= d->max_transforms &&
        d->downloading >= 1)
       break;
+    /* Do not run ahead of the destination: transformed blobs wait on disk
+       for request slots, each with an open spool file. */
+    if(staged >= MAX_STAGED)
+      break;
+    staged++;
     /* The begin line is journalled before the first byte is fetched, so
        that after a crash the journal names every blob whose records may
        have been sent (the only ones that may be sent twice). */

@@ -30,8 +30,8 @@ batch=0
 RANDOM=${SOAK_SEED:-$$}
 faults() {
   local f='[' i kind
-  for i in $(seq 6); do
-    kind=$((RANDOM % 6))
+  for i in $(seq 4); do
+    kind=$((RANDOM % 12))
     case $kind in
       0) f+="{\"role\":\"ingest\",\"skip\":$((RANDOM % 5)),\"status\":429,\"headers\":{\"Retry-After\":\"1\"}}," ;;
       1) f+="{\"role\":\"ingest\",\"skip\":$((RANDOM % 5)),\"status\":503}," ;;
@@ -39,6 +39,7 @@ faults() {
       3) f+="{\"role\":\"ingest\",\"skip\":$((RANDOM % 5)),\"delay\":1.5}," ;;
       4) f+="{\"role\":\"ingest\",\"skip\":$((RANDOM % 5)),\"status\":500}," ;;
       5) f+="{\"role\":\"token\",\"status\":503}," ;;
+      *) f+="{\"role\":\"ingest\",\"skip\":$((RANDOM % 20)),\"status\":503}," ;;
     esac
   done
   echo "${f%,}]"
@@ -102,7 +103,12 @@ for life, s in sorted(lives.items()):
     rmax = max(x[1] for x in s) / 1024
     print("%4d  %7d  %14.1f  %13.1f  %10.1f  %11d  %10d" % (life, len(s), r1, r4, rmax, f1, f4))
     # Flat: the last quarter's median within 20 % (and 4 MB) of the first's.
+    fmax = max(x[2] for x in s)
     if r4 > r1 * 1.2 + 4 or f4 > f1 + 4:
+        bad = True
+    # Spool files are bounded (256 staged blobs), sockets by concurrency.
+    if fmax > 400:
+        print("life %d: %d descriptors open at once" % (life, fmax))
         bad = True
 sys.exit(1 if bad else 0)
 PYEOF
