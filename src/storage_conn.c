@@ -196,10 +196,14 @@ storage_conn_parse(const char *s, struct storage_conn *out, char *err,
     p = v + len + (v[len] == ';');
   }
 
-  /* Portal-copied SAS tokens start with '?': strip it before deciding
-     whether the token is empty. */
-  if(sas && sas[0] == '?')
-    memmove(sas, sas + 1, strlen(sas));
+  /* Portal-copied SAS tokens start with '?': strip it (and any more, so
+     that the result never starts with one) before deciding whether the
+     token is empty. */
+  if(sas) {
+    size_t q = strspn(sas, "?");
+
+    memmove(sas, sas + q, strlen(sas + q) + 1);
+  }
   if(dev) {
     if(strcasecmp(dev, "true")) {
       snprintf(err, errlen, "connection string: UseDevelopmentStorage must "
