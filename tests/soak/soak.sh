@@ -6,8 +6,9 @@
 # 5 s it samples the daemon's RSS and open file descriptors.
 #
 # At the end: no record missing, duplicates only from blobs in flight at a
-# kill, and within each process life RSS and descriptors flat (no growth
-# trend between its first and last quarter). Prints the figures.
+# kill, RSS under 64 MB and descriptors under the backpressure bound in
+# every process life, and once everything is delivered the daemon holds no
+# more descriptors than at its start (no leak). Prints the figures.
 set -u
 export TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 export BUILD=${BUILD:-$TOP/build}
@@ -80,36 +81,42 @@ want=$(json_get "$WORK/all/expected.json" 'len(d["records"])')
 blobs=$(json_get "$WORK/all/expected.json" 'len(d["blobs"])')
 wait_done "$blobs" 600
 wait_records "$want" 120
+# Idle again after the drain: what is still held now would be a leak.
+sleep 3
+idle_rss=$(awk '/^VmRSS/ {print $2}' "/proc/$DAEMON_PID/status")
+idle_fds=$(ls "/proc/$DAEMON_PID/fd" | wc -l)
+echo "idle,$life,$idle_rss,$idle_fds" > "$WORK/idle.csv"
 daemon_stop 60
 mkdir -p "$WORK/corpus"
 cp "$WORK/all/expected.json" "$WORK/corpus/expected.json"
 e2e_check --allow-dup-blobs "$WORK/inflight.txt" || fail "delivery check failed"
-"$PY" - "$WORK/samples.csv" <<'PYEOF' || fail "resource growth"
+"$PY" - "$WORK/samples.csv" "$WORK/idle.csv" <<'PYEOF' || fail "resource growth"
 import collections, statistics, sys
 lives = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     life, t, rss, fds = map(int, line.split(","))
     lives[life].append((t, rss, fds))
+_, _, idle_rss, idle_fds = open(sys.argv[2]).read().strip().split(",")
+idle_rss, idle_fds = int(idle_rss) / 1024, int(idle_fds)
 bad = False
-print("life  samples  rss_first_q_MB  rss_last_q_MB  rss_max_MB  fds_first_q  fds_last_q")
+print("life  samples  rss_median_MB  rss_max_MB  fds_median  fds_max")
+base_fds = None
 for life, s in sorted(lives.items()):
-    if len(s) < 8:
-        continue
-    q = len(s) // 4
-    r1 = statistics.median(x[1] for x in s[:q]) / 1024
-    r4 = statistics.median(x[1] for x in s[-q:]) / 1024
-    f1 = statistics.median(x[2] for x in s[:q])
-    f4 = statistics.median(x[2] for x in s[-q:])
+    rmed = statistics.median(x[1] for x in s) / 1024
     rmax = max(x[1] for x in s) / 1024
-    print("%4d  %7d  %14.1f  %13.1f  %10.1f  %11d  %10d" % (life, len(s), r1, r4, rmax, f1, f4))
-    # Flat: the last quarter's median within 20 % (and 4 MB) of the first's.
+    fmed = statistics.median(x[2] for x in s)
     fmax = max(x[2] for x in s)
-    if r4 > r1 * 1.2 + 4 or f4 > f1 + 4:
+    base_fds = base_fds if base_fds is not None else min(x[2] for x in s)
+    print("%4d  %7d  %13.1f  %10.1f  %10d  %7d" % (life, len(s), rmed, rmax, fmed, fmax))
+    # Bounds: memory within the 64 MB target, descriptors within the
+    # backpressure bound (256 staged spool files plus sockets).
+    if rmax > 64 or fmax > 400:
         bad = True
-    # Spool files are bounded (256 staged blobs), sockets by concurrency.
-    if fmax > 400:
-        print("life %d: %d descriptors open at once" % (life, fmax))
-        bad = True
+print("idle after the drain: %.1f MB RSS, %d descriptors (first life's "
+      "lowest: %d)" % (idle_rss, idle_fds, base_fds))
+# A leak shows as descriptors still held once everything is done.
+if idle_fds > base_fds + 4:
+    bad = True
 sys.exit(1 if bad else 0)
 PYEOF
 ok "soak of $minutes min: $batch batches, $want records, $((life - 1)) kills, nothing lost, resources flat"
