@@ -597,6 +597,10 @@ on_classified(struct daemon *d, struct ckop *op)
   metrics_set(d->metrics, METRIC_BACKLOG_BLOBS, (int64_t)d->njobs);
   if(op->rc)
     d->list_failed = 1;
+  /* A round cut short (stopping between pages) listed only part of the
+     container: it must not move the watermark past pages it never saw. */
+  if(d->list_more && d->stopping)
+    d->list_failed = 1;
   if(d->list_more && !d->list_failed && !d->stopping)
     list_next_page(d);
   else if(d->pages_pending == 0 && !d->list_more)
