@@ -29,92 +29,7 @@
 
 #include "buf.h"
 #include "err.h"
-
-/* The largest report or manifest read into memory; SPEC's max_blob_bytes. */
-#define MAX_INPUT ((size_t)512 * 1024 * 1024)
-
-static double
-mono_now(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double
-tv_sec(struct timeval tv)
-{
-  return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
-/*
- * Appends the whole file at path to b (which keeps its cap). path is
- * borrowed. Returns 0, ERR_IO or ERR_TOOBIG/ERR_NOMEM from the buffer.
- */
-static int
-read_file(const char *path, struct buf *b)
-{
-  struct stat st;
-  ssize_t n;
-  int fd, rc = 0;
-
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if(fd < 0)
-    return ERR_IO;
-  if(fstat(fd, &st) == 0 && st.st_size > 0) {
-    rc = buf_reserve(b, (size_t)st.st_size);
-    if(rc)
-      goto out;
-  }
-  for(;;) {
-    rc = buf_reserve(b, 65536);
-    if(rc)
-      goto out;
-    n = read(fd, b->data + b->len, b->cap - b->len - 1);
-    if(n < 0 && errno == EINTR)
-      continue;
-    if(n < 0) {
-      rc = ERR_IO;
-      goto out;
-    }
-    if(n == 0)
-      break;
-    b->len += (size_t)n;
-  }
-  b->data[b->len] = '\0';
-out:
-  close(fd);
-  return rc;
-}
-
-/*
- * Splits the manifest held in m into paths, in place. Stores a new array of
- * pointers into m (the caller frees the array, not the strings) in *out.
- */
-static int
-split_lines(struct buf *m, char ***out, size_t *n)
-{
-  char **v, *p, *end, *nl;
-  size_t count = 0, i = 0;
-
-  for(p = m->data, end = m->data + m->len; p < end; p++)
-    count += *p == '\n';
-  v = calloc(count + 1, sizeof(*v));
-  if(!v)
-    return ERR_NOMEM;
-  for(p = m->data; p < end; p = nl + 1) {
-    nl = memchr(p, '\n', (size_t)(end - p));
-    if(!nl)
-      nl = end;
-    *nl = '\0';
-    if(nl > p)
-      v[i++] = p;
-  }
-  *out = v;
-  *n = i;
-  return 0;
-}
+#include "bench_common.h"
 
 /*
  * Dumps root compactly into out, growing it when the attempt does not fit
@@ -160,79 +75,59 @@ usage(void)
 int
 main(int argc, char **argv)
 {
-  struct buf manifest, data, out;
-  struct rusage r0, r1;
-  char **paths = NULL;
+  struct buf data, out;
+  struct bench_inputs in;
+  struct bench_clock clk;
   const char *list = NULL;
-  size_t npaths = 0, i, dumped;
+  size_t i, dumped;
   uint64_t bytes = 0, out_bytes = 0;
-  double t0, t1;
-  int opt, status = 1;
+  int opt, rc, status = 1;
 
-  buf_init(&manifest, MAX_INPUT);
-  buf_init(&data, MAX_INPUT);
-  buf_init(&out, 4 * MAX_INPUT);
+  buf_init(&data, BENCH_MAX_INPUT);
+  buf_init(&out, 4 * BENCH_MAX_INPUT);
   while((opt = getopt(argc, argv, "l:")) != -1) {
     if(opt != 'l')
       return usage();
     list = optarg;
   }
-  if(list) {
-    if(optind != argc)
-      return usage();
-    if(read_file(list, &manifest)) {
-      fprintf(stderr, "bench_jansson: cannot read %s\n", list);
-      goto out;
-    }
-    if(split_lines(&manifest, &paths, &npaths))
-      goto out;
+  rc = bench_inputs_load(&in, "bench_jansson", list, argc, argv, optind);
+  if(rc == 2) {
+    bench_inputs_free(&in);
+    return usage();
   }
-  else {
-    if(optind == argc)
-      return usage();
-    paths = argv + optind;
-    npaths = (size_t)(argc - optind);
-  }
+  if(rc)
+    goto out;
 
-  getrusage(RUSAGE_SELF, &r0);
-  t0 = mono_now();
-  for(i = 0; i < npaths; i++) {
+  bench_clock_start(&clk);
+  for(i = 0; i < in.n; i++) {
     json_error_t jerr;
     json_t *root;
-    int rc;
 
     buf_reset(&data);
-    if(read_file(paths[i], &data)) {
-      fprintf(stderr, "bench_jansson: cannot read %s\n", paths[i]);
+    if(bench_read_file(in.paths[i], &data)) {
+      fprintf(stderr, "bench_jansson: cannot read %s\n", in.paths[i]);
       goto out;
     }
     bytes += data.len;
     root = json_loadb(data.data, data.len, 0, &jerr);
     if(!root) {
       fprintf(stderr, "bench_jansson: %s: %s at line %d, column %d\n",
-              paths[i], jerr.text, jerr.line, jerr.column);
+              in.paths[i], jerr.text, jerr.line, jerr.column);
       goto out;
     }
     rc = dump_tree(root, &out, data.len + data.len / 4, &dumped);
     json_decref(root);
     if(rc) {
-      fprintf(stderr, "bench_jansson: %s: dump: %s\n", paths[i],
+      fprintf(stderr, "bench_jansson: %s: dump: %s\n", in.paths[i],
               err_str(rc));
       goto out;
     }
     out_bytes += dumped;
   }
-  t1 = mono_now();
-  getrusage(RUSAGE_SELF, &r1);
-  printf("tool=jansson files=%zu bytes=%" PRIu64 " records=0 out_bytes=%"
-         PRIu64 " wall=%.6f user=%.6f sys=%.6f\n", npaths, bytes, out_bytes,
-         t1 - t0, tv_sec(r1.ru_utime) - tv_sec(r0.ru_utime),
-         tv_sec(r1.ru_stime) - tv_sec(r0.ru_stime));
+  bench_clock_report(&clk, "jansson", in.n, bytes, 0, out_bytes);
   status = 0;
 out:
-  if(list)
-    free(paths);
-  buf_free(&manifest);
+  bench_inputs_free(&in);
   buf_free(&data);
   buf_free(&out);
   return status;

@@ -38,71 +38,14 @@
 
 #include "buf.h"
 #include "err.h"
+#include "bench_common.h"
 #include "transform.h"
-
-/* The largest report or manifest read into memory; SPEC's max_blob_bytes. */
-#define MAX_INPUT ((size_t)512 * 1024 * 1024)
 
 struct counts {
   uint64_t records;
   uint64_t out_bytes;
   FILE *dump;       /* borrowed; NULL unless records are printed */
 };
-
-static double
-mono_now(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double
-tv_sec(struct timeval tv)
-{
-  return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
-
-/*
- * Appends the whole file at path to b (which keeps its cap). path is
- * borrowed. Returns 0, ERR_IO or ERR_TOOBIG/ERR_NOMEM from the buffer.
- */
-static int
-read_file(const char *path, struct buf *b)
-{
-  struct stat st;
-  ssize_t n;
-  int fd, rc = 0;
-
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if(fd < 0)
-    return ERR_IO;
-  if(fstat(fd, &st) == 0 && st.st_size > 0) {
-    rc = buf_reserve(b, (size_t)st.st_size);
-    if(rc)
-      goto out;
-  }
-  for(;;) {
-    rc = buf_reserve(b, 65536);
-    if(rc)
-      goto out;
-    n = read(fd, b->data + b->len, b->cap - b->len - 1);
-    if(n < 0 && errno == EINTR)
-      continue;
-    if(n < 0) {
-      rc = ERR_IO;
-      goto out;
-    }
-    if(n == 0)
-      break;
-    b->len += (size_t)n;
-  }
-  b->data[b->len] = '\0';
-out:
-  close(fd);
-  return rc;
-}
 
 /* Counts (and with -d prints) one record. rec is borrowed. */
 static int
@@ -135,35 +78,6 @@ report_error(const char *path, int rc, const struct transform_error *err)
     fprintf(stderr, "bench_transform: %s: %s\n", path, err_str(rc));
 }
 
-/*
- * Splits the manifest held in m into paths, in place: every line becomes a
- * NUL-terminated string. Stores a new array of pointers into m (the caller
- * frees the array, not the strings) in *out and its length in *n.
- */
-static int
-split_lines(struct buf *m, char ***out, size_t *n)
-{
-  char **v = NULL, *p, *end, *nl;
-  size_t count = 0, i = 0;
-
-  for(p = m->data, end = m->data + m->len; p < end; p++)
-    count += *p == '\n';
-  v = calloc(count + 1, sizeof(*v));
-  if(!v)
-    return ERR_NOMEM;
-  for(p = m->data; p < end; p = nl + 1) {
-    nl = memchr(p, '\n', (size_t)(end - p));
-    if(!nl)
-      nl = end;
-    *nl = '\0';
-    if(nl > p)
-      v[i++] = p;
-  }
-  *out = v;
-  *n = i;
-  return 0;
-}
-
 static int
 usage(void)
 {
@@ -178,17 +92,16 @@ main(int argc, char **argv)
   struct transform_opts opts;
   struct transform_error terr;
   struct counts c;
-  struct buf manifest, data;
-  struct rusage r0, r1;
-  char **paths = NULL;
+  struct buf data;
+  struct bench_inputs in;
+  struct bench_clock clk;
   const char *list = NULL, *dump = NULL, *mode = "buffer";
-  size_t npaths = 0, i;
+  char tool[32];
+  size_t i;
   uint64_t bytes = 0;
-  double t0, t1;
   int opt, use_file, rc, status = 1;
 
-  buf_init(&manifest, MAX_INPUT);
-  buf_init(&data, MAX_INPUT);
+  buf_init(&data, BENCH_MAX_INPUT);
   while((opt = getopt(argc, argv, "m:l:d:")) != -1) {
     switch(opt) {
     case 'm': mode = optarg; break;
@@ -218,63 +131,46 @@ main(int argc, char **argv)
     return 0;
   }
 
-  if(list) {
-    if(optind != argc)
-      return usage();
-    if(read_file(list, &manifest)) {
-      fprintf(stderr, "bench_transform: cannot read %s\n", list);
-      goto out;
-    }
-    if(split_lines(&manifest, &paths, &npaths))
-      goto out;
+  rc = bench_inputs_load(&in, "bench_transform", list, argc, argv, optind);
+  if(rc == 2) {
+    bench_inputs_free(&in);
+    return usage();
   }
-  else {
-    if(optind == argc)
-      return usage();
-    paths = argv + optind;
-    npaths = (size_t)(argc - optind);
-  }
+  if(rc)
+    goto out;
 
-  getrusage(RUSAGE_SELF, &r0);
-  t0 = mono_now();
-  for(i = 0; i < npaths; i++) {
+  bench_clock_start(&clk);
+  for(i = 0; i < in.n; i++) {
     struct stat sb;
 
     /* The input size is counted here, not taken from the transform's
        stats, so that every tool of the benchmark divides by the same
        number of bytes. */
     if(use_file) {
-      rc = stat(paths[i], &sb) ? ERR_IO : 0;
+      rc = stat(in.paths[i], &sb) ? ERR_IO : 0;
       if(!rc) {
         bytes += (uint64_t)sb.st_size;
-        rc = transform_file(paths[i], &opts, on_record, &c, NULL, &terr);
+        rc = transform_file(in.paths[i], &opts, on_record, &c, NULL, &terr);
       }
     }
     else {
       buf_reset(&data);
-      rc = read_file(paths[i], &data);
+      rc = bench_read_file(in.paths[i], &data);
       bytes += data.len;
       if(!rc)
         rc = transform_buffer(data.data, data.len, &opts, on_record, &c,
                               NULL, &terr);
     }
     if(rc) {
-      report_error(paths[i], rc, &terr);
+      report_error(in.paths[i], rc, &terr);
       goto out;
     }
   }
-  t1 = mono_now();
-  getrusage(RUSAGE_SELF, &r1);
-  printf("tool=transform-%s files=%zu bytes=%" PRIu64 " records=%" PRIu64
-         " out_bytes=%" PRIu64 " wall=%.6f user=%.6f sys=%.6f\n", mode,
-         npaths, bytes, c.records, c.out_bytes, t1 - t0,
-         tv_sec(r1.ru_utime) - tv_sec(r0.ru_utime),
-         tv_sec(r1.ru_stime) - tv_sec(r0.ru_stime));
+  snprintf(tool, sizeof(tool), "transform-%s", mode);
+  bench_clock_report(&clk, tool, in.n, bytes, c.records, c.out_bytes);
   status = 0;
 out:
-  if(list)
-    free(paths);
-  buf_free(&manifest);
+  bench_inputs_free(&in);
   buf_free(&data);
   return status;
 }
