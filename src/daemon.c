@@ -52,6 +52,7 @@
 
 #include "batcher.h"
 #include "blob_list.h"
+#include "buf.h"
 #include "checkpoint.h"
 #include "deadletter.h"
 #include "err.h"
@@ -77,6 +78,21 @@
 #define LIST_PAGE 1000           /* maxresults of one List Blobs page */
 #define SOON_MS 200              /* next poll after the work drained */
 
+/*
+ * Memory instead of spool files for the common case. A blob of at most
+ * MEM_BLOB_MAX bytes (its listed size) downloads into memory while the
+ * blobs so held stay within MEM_BLOBS_BUDGET; larger ones, and any beyond
+ * the budget, stream to a spool file. Request bodies likewise stay in
+ * memory within MEM_BODIES_BUDGET and go to the job's body spool file
+ * beyond it (blobs waiting on a throttled destination keep their bodies on
+ * disk). A spool file costs an inode created and evicted, the bytes copied
+ * into the page cache and read back, and for a typical report of tens of
+ * kilobytes that was most of the daemon's system time.
+ */
+#define MEM_BLOB_MAX (1u << 20)
+#define MEM_BLOBS_BUDGET (8u << 20)
+#define MEM_BODIES_BUDGET (8u << 20)
+
 enum job_phase {
   JOB_QUEUED,
   JOB_STARTING,                 /* its begin line is being journalled */
@@ -87,8 +103,14 @@ enum job_phase {
   JOB_DELETING
 };
 
-/* Where one request body sits in a job's body spool file. */
+/*
+ * One request body of a job: its JSON, offsets ((count + 1) size_t) and
+ * times (count int64_t), either at off in the job's body spool file (in
+ * that order) or in memory (mem: offsets, times, then JSON, so that the
+ * arrays are aligned).
+ */
 struct body_ref {
+  char *mem;         /* owned, or NULL: the body is in the spool file */
   uint64_t off;      /* file offset of the JSON, then offsets, then times */
   uint64_t len;      /* JSON bytes */
   uint64_t count;    /* records */
@@ -113,8 +135,12 @@ struct job {
   int spool_fd;                 /* -1 when none */
   uint64_t spool_bytes;
   void *get_op;                 /* the storage operation, for cancel */
+  int in_mem;                   /* downloading into mem, not spool_fd */
+  struct buf mem;               /* the blob, when in_mem */
+  size_t mem_reserved;          /* bytes of MEM_BLOBS_BUDGET held */
 
-  /* TRANSFORMING results (written by the worker, read after it) */
+  /* TRANSFORMING results (written by the worker, read after it; a body
+     in memory is freed by the worker that copies it into a request) */
   int body_fd;                  /* -1 when none */
   struct body_ref *bodies;      /* owned */
   size_t nbodies;
@@ -195,6 +221,8 @@ struct daemon {
   size_t transforming;
   size_t bodies_busy;
   size_t max_transforms;
+  size_t mem_blobs;             /* bytes of MEM_BLOBS_BUDGET in use */
+  atomic_size_t mem_bodies;     /* bytes of MEM_BODIES_BUDGET in use */
 
   /* Listing. */
   int listing;                  /* a listing round is under way */
@@ -310,6 +338,48 @@ spool_open(struct daemon *d)
   return fd;
 }
 
+/* The bytes a body takes in memory: JSON, offsets and times. */
+static size_t
+body_mem_size(const struct body_ref *r)
+{
+  return (size_t)r->len + ((size_t)r->count + 1) * sizeof(size_t) +
+         (size_t)r->count * sizeof(int64_t);
+}
+
+/* Frees a body's memory copy and returns its bytes to the budget (any
+   thread). */
+static void
+body_release(struct daemon *d, struct body_ref *r)
+{
+  if(!r->mem)
+    return;
+  free(r->mem);
+  r->mem = NULL;
+  atomic_fetch_sub(&d->mem_bodies, body_mem_size(r));
+}
+
+/* Takes n bytes of MEM_BODIES_BUDGET if they fit (any thread). */
+static int
+mem_bodies_take(struct daemon *d, size_t n)
+{
+  size_t cur = atomic_load(&d->mem_bodies);
+
+  while(cur + n <= MEM_BODIES_BUDGET) {
+    if(atomic_compare_exchange_weak(&d->mem_bodies, &cur, cur + n))
+      return 1;
+  }
+  return 0;
+}
+
+/* Frees the downloaded blob held in memory, if any (loop thread). */
+static void
+blob_release(struct job *j)
+{
+  buf_free(&j->mem);
+  j->d->mem_blobs -= j->mem_reserved;
+  j->mem_reserved = 0;
+}
+
 static void
 job_free(struct job *j)
 {
@@ -319,6 +389,9 @@ job_free(struct job *j)
     close(j->spool_fd);
   if(j->body_fd >= 0)
     close(j->body_fd);
+  blob_release(j);
+  for(size_t i = 0; i < j->nbodies; i++)
+    body_release(j->d, &j->bodies[i]);
   free(j->bodies);
   free(j->fail_reason);
   free(j->name);
@@ -733,8 +806,15 @@ start_download(struct job *j)
   struct daemon *d = j->d;
   int rc;
 
-  j->spool_fd = spool_open(d);
-  if(j->spool_fd < 0) {
+  if(j->size <= MEM_BLOB_MAX && d->mem_blobs + j->size <= MEM_BLOBS_BUDGET) {
+    /* Capped at the listed size: a blob that grew since the listing is a
+       changed blob (spool_write answers ERR_CHANGED), found again later. */
+    j->in_mem = 1;
+    j->mem_reserved = (size_t)j->size;
+    d->mem_blobs += j->mem_reserved;
+    buf_init(&j->mem, (size_t)j->size);
+  }
+  else if((j->spool_fd = spool_open(d)) < 0) {
     log_error(MOD, "cannot create a spool file in %s: %s", d->spool_dir,
               strerror(errno));
     job_drop(j, "no spool file");
@@ -758,14 +838,19 @@ struct tctx {
   int rc;
 };
 
-/* Batcher callback (pool thread): spool one body and remember where. */
+/* Batcher callback (pool thread): keep one body, in memory within
+   MEM_BODIES_BUDGET, else in the job's body spool file, and remember
+   where. */
 static int
 on_body(void *ud, const struct batcher_body *b)
 {
   struct tctx *t = ud;
   struct job *j = t->j;
+  struct daemon *d = j->d;
   size_t offs = (b->count + 1) * sizeof(size_t);
   size_t times = b->count * sizeof(int64_t);
+  struct body_ref r = { NULL, t->file_off, b->len, b->count, b->first,
+                        b->min_time, b->max_time };
   int rc;
 
   if(j->nbodies == j->bodies_cap) {
@@ -777,14 +862,27 @@ on_body(void *ud, const struct batcher_body *b)
     j->bodies = nb;
     j->bodies_cap = n;
   }
+  if(mem_bodies_take(d, body_mem_size(&r))) {
+    if((r.mem = malloc(body_mem_size(&r))) == NULL) {
+      atomic_fetch_sub(&d->mem_bodies, body_mem_size(&r));
+      return ERR_NOMEM;
+    }
+    /* Offsets and times first, where they are aligned, then the JSON. */
+    memcpy(r.mem, b->offsets, offs);
+    memcpy(r.mem + offs, b->times, times);
+    memcpy(r.mem + offs + times, b->json, b->len);
+    r.off = 0;
+    j->bodies[j->nbodies++] = r;
+    return 0;
+  }
+  if(j->body_fd < 0 && (j->body_fd = spool_open(d)) < 0)
+    return ERR_IO;
   if((rc = fsio_pwrite_all(j->body_fd, b->json, b->len, t->file_off)) != 0 ||
      (rc = fsio_pwrite_all(j->body_fd, b->offsets, offs, t->file_off + b->len)) ||
      (rc = fsio_pwrite_all(j->body_fd, b->times, times,
                     t->file_off + b->len + offs)) != 0)
     return rc;
-  j->bodies[j->nbodies++] = (struct body_ref){ t->file_off, b->len,
-                                               b->count, b->first,
-                                               b->min_time, b->max_time };
+  j->bodies[j->nbodies++] = r;
   t->file_off += b->len + offs + times;
   return 0;
 }
@@ -856,14 +954,12 @@ transform_work(uv_work_t *w)
     j->work_rc = dead_blob(j);
     return;
   }
-  j->body_fd = spool_open(d);
-  if(j->body_fd < 0) {
-    j->work_rc = ERR_IO;
-    return;
-  }
   rc = batcher_create((size_t)d->cfg->destination.max_request_bytes, on_body,
                       on_reject, &t, &t.batcher);
-  if(!rc)
+  if(!rc && j->in_mem)
+    rc = source_open_buffer(j->mem.data ? j->mem.data : "", j->mem.len,
+                            d->cfg->source.max_blob_bytes, &src);
+  else if(!rc)
     rc = source_open_fd(j->spool_fd, 0, d->cfg->source.max_blob_bytes, &src);
   if(!rc)
     rc = transform_run(source_transform(src), &o, on_record, &t, NULL, &e);
@@ -872,6 +968,8 @@ transform_work(uv_work_t *w)
   if(rc == ERR_PARSE || rc == ERR_TOOBIG) {
     /* Bad input: nothing was emitted (the transform validates first), so
        drop whatever the batcher holds and record the reason. */
+    for(size_t i = 0; i < j->nbodies; i++)
+      body_release(d, &j->bodies[i]);
     j->nbodies = 0;
     j->rejected = 0;
     j->records = 0;
@@ -901,6 +999,7 @@ transform_done(uv_work_t *w, int status)
   if(j->spool_fd >= 0)
     close(j->spool_fd); /* the blob itself is no longer needed */
   j->spool_fd = -1;
+  blob_release(j);
   if(status < 0 || j->work_rc) {
     job_drop(j, status < 0 ? "cancelled" : err_str(j->work_rc));
   }
@@ -1026,9 +1125,10 @@ prepare_work(uv_work_t *w)
   s->json[0] = '[';
   for(size_t i = 0; i < s->nseg && !s->rc; i++) {
     const struct job *j = s->seg[i].j;
-    const struct body_ref *r = &j->bodies[s->seg[i].index];
+    struct body_ref *r = &j->bodies[s->seg[i].index];
     size_t offs = (r->count + 1) * sizeof(size_t);
-    size_t *o = malloc(offs);
+    size_t tsz = r->count * sizeof(int64_t);
+    size_t *o = r->mem ? (size_t *)(void *)r->mem : malloc(offs);
 
     if(!o) {
       s->rc = ERR_NOMEM;
@@ -1037,15 +1137,27 @@ prepare_work(uv_work_t *w)
     /* The body is "[" r0 "," ... "]": its records, with their separating
        commas, are bytes 1 .. len-2; the comma before the next segment's
        records replaces its "]". */
-    s->rc = fsio_pread_all(j->body_fd, s->json + pos, r->len - 2, r->off + 1);
-    if(!s->rc)
-      s->rc = fsio_pread_all(j->body_fd, o, offs, r->off + r->len);
-    if(!s->rc)
-      s->rc = fsio_pread_all(j->body_fd, s->times + k, r->count * sizeof(int64_t),
-                      r->off + r->len + offs);
+    if(r->mem) {
+      memcpy(s->times + k, r->mem + offs, tsz);
+      memcpy(s->json + pos, r->mem + offs + tsz + 1, r->len - 2);
+    }
+    else {
+      s->rc = fsio_pread_all(j->body_fd, s->json + pos, r->len - 2,
+                             r->off + 1);
+      if(!s->rc)
+        s->rc = fsio_pread_all(j->body_fd, o, offs, r->off + r->len);
+      if(!s->rc)
+        s->rc = fsio_pread_all(j->body_fd, s->times + k, tsz,
+                               r->off + r->len + offs);
+    }
     for(uint64_t x = 0; !s->rc && x < r->count; x++)
       s->offsets[k + x] = pos + (o[x] - 1);
-    free(o);
+    if(r->mem)
+      /* Copied once: a retry uses the client's copy, and a failure drops
+         the blob, which is found again on a later poll. */
+      body_release(d, r);
+    else
+      free(o);
     pos += r->len - 2;
     k += r->count;
     s->json[pos++] = i + 1 < s->nseg ? ',' : ']';
@@ -1353,7 +1465,8 @@ maybe_commit(struct job *j)
   log_debug(MOD, "%s: %" PRIu64 " records sent, %" PRIu64 " dead-lettered",
             j->name, j->acked, j->dead);
   j->phase = JOB_COMMITTING;
-  close(j->body_fd);
+  if(j->body_fd >= 0)
+    close(j->body_fd);
   j->body_fd = -1;
   lane_job(d, CKOP_COMMIT, j);
 }
@@ -1642,6 +1755,13 @@ spool_write(void *ud, const void *data, size_t len)
 {
   struct job *j = ud;
 
+  if(j->in_mem) {
+    /* More bytes than listed: the blob changed since the listing. */
+    if(buf_append(&j->mem, data, len) != 0)
+      return ERR_CHANGED;
+    j->spool_bytes += len;
+    return 0;
+  }
   if(fsio_write_all(j->spool_fd, data, len) != 0) {
     log_error(MOD, "%s: cannot write the spool file: %s", j->name,
               strerror(errno));
