@@ -75,6 +75,7 @@
                                     transforming or shipping): bounds open
                                     descriptors and spool disk while the
                                     destination is slow or down */
+#define JOB_HASH 4099            /* buckets of the job table by name */
 #define LIST_PAGE 1000           /* maxresults of one List Blobs page */
 #define SOON_MS 200              /* next poll after the work drained */
 
@@ -123,7 +124,12 @@ struct daemon;
 
 struct job {
   struct daemon *d;
-  struct job *next;             /* the daemon's job list */
+  struct job *next;             /* the daemon's job list, in listing order */
+  struct job *prev;
+  struct job *hnext;            /* the daemon's job table by name */
+  struct job *snext;            /* the ship queue: bodies left to send */
+  struct job *sprev;
+  int in_shipq;
   char *name;                   /* owned */
   char *etag;                   /* owned */
   int64_t last_modified;
@@ -214,8 +220,19 @@ struct daemon {
   uint64_t watchdog_ms;
   uint64_t last_watchdog;
 
-  /* Jobs. */
+  /* Jobs. Every loop over them per event would make the daemon's cost
+     grow with the backlog (MAX_JOBS) for each blob: the table finds a job
+     by name, the cursor the next one to start, the ship queue the ones
+     with bodies to send, and nqueued counts the ones not started. */
   struct job *jobs;
+  struct job *jobs_tail;
+  struct job *cursor;           /* jobs before it are not QUEUED */
+  struct job *jhash[JOB_HASH];
+  struct job *shipq;            /* jobs with bodies left to send */
+  struct job *shipq_tail;
+  size_t nqueued;
+  size_t nshipping;             /* jobs SHIPPING */
+  uint64_t stats_ms;            /* when the watermark metric was updated */
   size_t njobs;
   size_t downloading;
   size_t transforming;
@@ -311,14 +328,80 @@ has_suffix(const struct config *cfg, const char *name)
   return 0;
 }
 
+/* FNV-1a of a blob name, for the job table. */
+static size_t
+name_hash(const char *name)
+{
+  uint64_t h = UINT64_C(1469598103934665603);
+
+  for(const unsigned char *p = (const unsigned char *)name; *p; p++)
+    h = (h ^ *p) * UINT64_C(1099511628211);
+  return (size_t)(h % JOB_HASH);
+}
+
 static struct job *
 job_find(struct daemon *d, const char *name)
 {
-  for(struct job *j = d->jobs; j; j = j->next) {
+  for(struct job *j = d->jhash[name_hash(name)]; j; j = j->hnext) {
     if(!strcmp(j->name, name))
       return j;
   }
   return NULL;
+}
+
+/* Appends j (QUEUED) to the job list and the table. */
+static void
+job_link(struct daemon *d, struct job *j)
+{
+  size_t h = name_hash(j->name);
+
+  j->prev = d->jobs_tail;
+  j->next = NULL;
+  if(d->jobs_tail)
+    d->jobs_tail->next = j;
+  else
+    d->jobs = j;
+  d->jobs_tail = j;
+  j->hnext = d->jhash[h];
+  d->jhash[h] = j;
+  if(!d->cursor)
+    d->cursor = j;
+  d->njobs++;
+  d->nqueued++;
+}
+
+/* Puts j at the end of the ship queue (once). */
+static void
+shipq_add(struct daemon *d, struct job *j)
+{
+  if(j->in_shipq)
+    return;
+  j->in_shipq = 1;
+  j->snext = NULL;
+  j->sprev = d->shipq_tail;
+  if(d->shipq_tail)
+    d->shipq_tail->snext = j;
+  else
+    d->shipq = j;
+  d->shipq_tail = j;
+}
+
+/* Takes j out of the ship queue, if it is there. */
+static void
+shipq_del(struct daemon *d, struct job *j)
+{
+  if(!j->in_shipq)
+    return;
+  j->in_shipq = 0;
+  if(j->sprev)
+    j->sprev->snext = j->snext;
+  else
+    d->shipq = j->snext;
+  if(j->snext)
+    j->snext->sprev = j->sprev;
+  else
+    d->shipq_tail = j->sprev;
+  j->snext = j->sprev = NULL;
 }
 
 /* Creates a temp file in the spool directory, already unlinked. */
@@ -405,12 +488,28 @@ job_remove(struct job *j)
 {
   struct daemon *d = j->d;
 
-  for(struct job **pp = &d->jobs; *pp; pp = &(*pp)->next) {
+  if(j->prev)
+    j->prev->next = j->next;
+  else
+    d->jobs = j->next;
+  if(j->next)
+    j->next->prev = j->prev;
+  else
+    d->jobs_tail = j->prev;
+  if(d->cursor == j)
+    d->cursor = j->next;
+  for(struct job **pp = &d->jhash[name_hash(j->name)]; *pp;
+      pp = &(*pp)->hnext) {
     if(*pp == j) {
-      *pp = j->next;
+      *pp = j->hnext;
       break;
     }
   }
+  shipq_del(d, j);
+  if(j->phase == JOB_QUEUED)
+    d->nqueued--;
+  else if(j->phase == JOB_SHIPPING)
+    d->nshipping--;
   d->njobs--;
   job_free(j);
   metrics_set(d->metrics, METRIC_BACKLOG_BLOBS, (int64_t)d->njobs);
@@ -523,8 +622,12 @@ lane_done(uv_work_t *w, int status)
     free(op->items);
     free(op);
   }
-  checkpoint_get_stats(d->ck, &st);
-  metrics_set(d->metrics, METRIC_CHECKPOINT_WATERMARK, st.watermark);
+  /* checkpoint_get_stats walks every entry: at most once a second. */
+  if(!d->stats_ms || now_ms(d) - d->stats_ms >= 1000) {
+    d->stats_ms = now_ms(d);
+    checkpoint_get_stats(d->ck, &st);
+    metrics_set(d->metrics, METRIC_CHECKPOINT_WATERMARK, st.watermark);
+  }
   lane_kick(d);
   pump(d);
   maybe_drained(d);
@@ -660,11 +763,7 @@ on_classified(struct daemon *d, struct ckop *op)
     j->size = l->size;
     j->phase = JOB_QUEUED;
     /* Append, so that blobs start in listing order. */
-    struct job **pp = &d->jobs;
-    while(*pp)
-      pp = &(*pp)->next;
-    *pp = j;
-    d->njobs++;
+    job_link(d, j);
     d->found_work = 1;
   }
   metrics_set(d->metrics, METRIC_BACKLOG_BLOBS, (int64_t)d->njobs);
@@ -1358,16 +1457,10 @@ on_linger(uv_timer_t *t)
 static int
 more_coming(const struct daemon *d)
 {
-  if(d->listing)
-    return 1;
   /* Queued blobs do not count: they start only when staged blobs leave,
-     so waiting for them would wait for ourselves. */
-  for(const struct job *j = d->jobs; j; j = j->next) {
-    if(j->phase == JOB_STARTING || j->phase == JOB_DOWNLOADING ||
-       j->phase == JOB_TRANSFORMING)
-      return 1;
-  }
-  return 0;
+     so waiting for them would wait for ourselves. downloading counts the
+     STARTING and DOWNLOADING jobs. */
+  return d->listing || d->downloading || d->transforming;
 }
 
 /*
@@ -1393,7 +1486,7 @@ ship_pump(struct daemon *d)
     if(!s)
       return;
     s->d = d;
-    for(struct job *j = d->jobs; j && !full; j = j->next) {
+    for(struct job *j = d->shipq; j && !full; j = j->snext) {
       if(j->phase != JOB_SHIPPING || j->records == UINT64_MAX)
         continue;
       for(size_t b = j->next_body + j->taken; b < j->nbodies; b++) {
@@ -1436,8 +1529,12 @@ ship_pump(struct daemon *d)
     d->linger_expired = 0;
     uv_timer_stop(&d->linger_timer);
     for(size_t i = 0; i < s->nseg; i++) {
-      s->seg[i].j->next_body++;
-      s->seg[i].j->bodies_busy++;
+      struct job *j = s->seg[i].j;
+
+      j->next_body++;
+      j->bodies_busy++;
+      if(j->next_body >= j->nbodies)
+        shipq_del(d, j);
     }
     d->bodies_busy++;
     s->work.data = s;
@@ -1465,6 +1562,7 @@ maybe_commit(struct job *j)
   log_debug(MOD, "%s: %" PRIu64 " records sent, %" PRIu64 " dead-lettered",
             j->name, j->acked, j->dead);
   j->phase = JOB_COMMITTING;
+  d->nshipping--;
   if(j->body_fd >= 0)
     close(j->body_fd);
   j->body_fd = -1;
@@ -1485,6 +1583,7 @@ body_finished(struct job *j, uint64_t acked, uint64_t dead, int rc)
   j->dead += dead;
   if(rc) {
     j->next_body = j->nbodies; /* send nothing more for this blob */
+    shipq_del(j->d, j);
     if(!j->bodies_busy)
       job_drop(j, err_str(rc));
     else
@@ -1502,7 +1601,10 @@ static void
 start_shipping(struct job *j)
 {
   j->phase = JOB_SHIPPING;
+  j->d->nshipping++;
   j->next_body = 0;
+  if(j->nbodies)
+    shipq_add(j->d, j);
   maybe_commit(j); /* a report with no records at all */
 }
 
@@ -1599,12 +1701,11 @@ pump(struct daemon *d)
   ship_pump(d);
   if(d->stopping || d->reloading || d->commit_retry)
     return;
-  for(const struct job *j = d->jobs; j; j = j->next) {
-    if(j->phase == JOB_STARTING || j->phase == JOB_DOWNLOADING ||
-       j->phase == JOB_TRANSFORMING || j->phase == JOB_SHIPPING)
-      staged++;
-  }
-  for(struct job *j = d->jobs, *next; j; j = next) {
+  staged = d->downloading + d->transforming + d->nshipping;
+  /* Jobs start in list order: those before the cursor have started. */
+  while(d->cursor && d->cursor->phase != JOB_QUEUED)
+    d->cursor = d->cursor->next;
+  for(struct job *j = d->cursor, *next; j; j = next) {
     next = j->next;
     if(j->phase != JOB_QUEUED)
       continue;
@@ -1624,6 +1725,8 @@ pump(struct daemon *d)
        that after a crash the journal names every blob whose records may
        have been sent (the only ones that may be sent twice). */
     j->phase = JOB_STARTING;
+    d->nqueued--;
+    d->cursor = next;
     d->downloading++;
     lane_job(d, CKOP_BEGIN, j);
   }
