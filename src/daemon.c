@@ -70,12 +70,12 @@
 #include "cred.h"
 
 #define MOD "daemon"
-#define MAX_JOBS 1024            /* jobs alive at once (backpressure) */
+#define MAX_JOBS 4096            /* jobs alive at once (backpressure) */
 #define MAX_STAGED 256           /* jobs holding spool files (downloading,
                                     transforming or shipping): bounds open
                                     descriptors and spool disk while the
                                     destination is slow or down */
-#define JOB_HASH 4099            /* buckets of the job table by name */
+#define JOB_HASH 8191            /* buckets of the job table by name */
 #define LIST_PAGE 1000           /* maxresults of one List Blobs page */
 #define SOON_MS 200              /* next poll after the work drained */
 
@@ -252,6 +252,8 @@ struct daemon {
   int poll_when_drained;        /* poll again soon once no job is left */
   int pages_pending;            /* classify ops not back yet */
   int list_more;                /* pages remain after the current one */
+  int list_paused;              /* the next page waits for room (MAX_JOBS) */
+  int list_incomplete;          /* the round ended before its last page */
 
   /* The checkpoint lane. */
   struct ckop *lane_head;
@@ -686,7 +688,10 @@ round_finished(struct daemon *d)
   free(d->marker);
   d->marker = NULL;
   metrics_poll_done(d->metrics, !d->list_failed);
-  if(!d->list_failed) {
+  /* A round that ended before its last page (stop, reload) saw only some
+     blobs: an unlisted one may be older and unfinished, so the watermark
+     stays. */
+  if(!d->list_failed && !d->list_incomplete) {
     /* The watermark moves to the oldest blob still unfinished, counting the
        jobs of earlier rounds, or to the newest listed blob when all are
        done. */
@@ -769,16 +774,44 @@ on_classified(struct daemon *d, struct ckop *op)
   metrics_set(d->metrics, METRIC_BACKLOG_BLOBS, (int64_t)d->njobs);
   if(op->rc)
     d->list_failed = 1;
-  /* A round cut short (stopping between pages) listed only part of the
-     container: it must not move the watermark past pages it never saw. */
-  if(d->list_more && d->stopping)
-    d->list_failed = 1;
-  if(d->list_more && !d->list_failed && !d->stopping)
-    list_next_page(d);
+  if(d->list_more && !d->list_failed && !d->stopping && !d->reloading) {
+    /* The next page is fetched once a whole page fits in the job table
+       (list_resume): the round keeps its place in a container larger than
+       the pipeline instead of listing it again from the start after every
+       MAX_JOBS blobs. */
+    if(d->njobs + LIST_PAGE > MAX_JOBS)
+      d->list_paused = 1;
+    else
+      list_next_page(d);
+  }
   else if(d->pages_pending == 0 && !d->list_more)
     round_finished(d);
-  else if(d->pages_pending == 0 && (d->list_failed || d->stopping))
+  else if(d->pages_pending == 0 &&
+          (d->list_failed || d->stopping || d->reloading)) {
+    d->list_incomplete = d->list_more;
     round_finished(d);
+  }
+}
+
+/* Fetches the next page of a paused round once it fits in the job table,
+   or ends the round, incomplete, when the daemon stops or reloads. */
+static void
+list_resume(struct daemon *d)
+{
+  if(!d->list_paused)
+    return;
+  if(d->stopping || d->reloading) {
+    d->list_paused = 0;
+    d->list_incomplete = 1;
+    if(d->pages_pending == 0)
+      round_finished(d);
+    return;
+  }
+  /* A checkpoint commit waiting to be retried holds new work back. */
+  if(!d->commit_retry && d->njobs + LIST_PAGE <= MAX_JOBS) {
+    d->list_paused = 0;
+    list_next_page(d);
+  }
 }
 
 /*
@@ -857,6 +890,8 @@ on_poll_timer(uv_timer_t *t)
   d->listing = 1;
   d->list_failed = 0;
   d->list_more = 0;
+  d->list_paused = 0;
+  d->list_incomplete = 0;
   d->found_work = 0;
   d->pages_pending = 0;
   d->round_min_unfinished = INT64_MAX;
@@ -1691,6 +1726,8 @@ job_drop(struct job *j, const char *why)
   job_remove(j);
 }
 
+static void list_resume(struct daemon *d);
+
 static void
 pump(struct daemon *d)
 {
@@ -1699,6 +1736,7 @@ pump(struct daemon *d)
   /* Free request slots go to blobs already shipping, oldest first, even
      while stopping: finishing them is what a graceful stop is for. */
   ship_pump(d);
+  list_resume(d);
   if(d->stopping || d->reloading || d->commit_retry)
     return;
   staged = d->downloading + d->transforming + d->nshipping;
@@ -2200,6 +2238,10 @@ maybe_drained(struct daemon *d)
 {
   if(!d->stopping && !d->reloading)
     return;
+  if(d->list_paused) {
+    list_resume(d); /* ends the round, which calls back here */
+    return;
+  }
   if(d->stopping_hard) {
     /* Past shutdown_timeout nothing new is sent: a blob with no body in
        flight and no commit queued is left unfinished, to be sent again by
