@@ -1530,10 +1530,15 @@ ship_pump(struct daemon *d)
         int64_t nlo = r->min_time < lo ? r->min_time : lo;
         int64_t nhi = r->max_time > hi ? r->max_time : hi;
 
-        if(s->nseg == SHIP_MAX_SEGMENTS || len + add > max) {
+        if(s->nseg == SHIP_MAX_SEGMENTS || (max - len) * 100 < max) {
           full = 1;
           break;
         }
+        /* Too large for the room left: this blob's later bodies wait
+           behind it (a blob's bodies leave in order), but a smaller body of
+           a later blob may still fill the request (first fit). */
+        if(len + add > max)
+          break;
         /* Out of this request's 30-minute window: this blob waits for a
            later request (its bodies stay in order), later blobs may fit. */
         if(nhi - nlo > BATCHER_MAX_SPAN_SECONDS)
