@@ -1187,7 +1187,7 @@ start_transform(struct job *j)
  */
 #define SHIP_MAX_SEGMENTS 256
 #define SHIP_LINGER_MS 1000      /* wait this long for a fuller request */
-#define SHIP_FULL_PERCENT 90     /* or send as soon as it is this full */
+#define SHIP_FULL_PERCENT 97     /* or send as soon as it is this full */
 
 struct segment {
   struct job *j;
