@@ -4,12 +4,14 @@
  * The life of a blob (a struct job):
  *
  *   listed --(checkpoint lane: lookup)--> QUEUED
- *   QUEUED --(download slot)--> DOWNLOADING: Get Blob streamed to a spool
- *       file under state.directory/spool (loop thread; writes land in the
- *       page cache, as nginx's proxy buffering does)
+ *   QUEUED --(download slot)--> DOWNLOADING: Get Blob into memory (a blob
+ *       of at most MEM_BLOB_MAX bytes, within MEM_BLOBS_BUDGET) or streamed
+ *       to a spool file under state.directory/spool (loop thread; writes
+ *       land in the page cache, as nginx's proxy buffering does)
  *   --> TRANSFORMING (thread pool): transform -> batcher -> request bodies
- *       appended to a second spool file; records too large for any body
- *       are dead-lettered there and then
+ *       kept in memory (within MEM_BODIES_BUDGET) or appended to a second
+ *       spool file; records too large for any body are dead-lettered there
+ *       and then
  *   --> SHIPPING: each body, in order, is read back and handed to the
  *       destination (at most destination.concurrency bodies at once); the
  *       Logs Ingestion client retries, splits and bisects on its own and
@@ -31,9 +33,16 @@
  * fdatasync (group commit).
  *
  * Memory is bounded by configuration: at most MAX_JOBS jobs exist (a job is
- * a few hundred bytes until it downloads), download_concurrency downloads
- * stream to disk, at most pool-size transforms run, and at most
- * destination.concurrency bodies (about 1 MB each) are in memory.
+ * a few hundred bytes until it downloads), downloads held in memory stay
+ * within MEM_BLOBS_BUDGET and the rest stream to disk, request bodies in
+ * memory stay within MEM_BODIES_BUDGET and the rest wait on disk, at most
+ * pool-size transforms run, and at most 2 * destination.concurrency
+ * requests (about max_request_bytes each) are being built or sent.
+ *
+ * Cost per blob does not grow with the backlog: jobs are found by name in
+ * a hash table, the next one to start by a cursor, the ones with bodies to
+ * send in a ship queue; a listing round pauses at a page boundary while
+ * the job table is full and resumes where it stopped.
  */
 #include "daemon.h"
 
