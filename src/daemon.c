@@ -99,8 +99,8 @@
  * into the page cache and read back, and for a typical report of tens of
  * kilobytes that was most of the daemon's system time.
  */
-#define MEM_BLOB_MAX (1u << 20)
-#define MEM_BLOBS_BUDGET (8u << 20)
+#define MEM_BLOB_MAX (4u << 20)
+#define MEM_BLOBS_BUDGET (16u << 20)
 #define MEM_BODIES_BUDGET (8u << 20)
 
 enum job_phase {
