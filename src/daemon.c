@@ -1502,9 +1502,13 @@ static int
 more_coming(const struct daemon *d)
 {
   /* Queued blobs do not count: they start only when staged blobs leave,
-     so waiting for them would wait for ourselves. downloading counts the
-     STARTING and DOWNLOADING jobs. */
-  return d->listing || d->downloading || d->transforming;
+     so waiting for them would wait for ourselves; nor does a listing that
+     is paused for room, or whose blobs could not start for the same
+     reason. downloading counts the STARTING and DOWNLOADING jobs. */
+  if(d->downloading || d->transforming)
+    return 1;
+  return d->listing && !d->list_paused &&
+         d->nshipping < MAX_STAGED;
 }
 
 /*
