@@ -30,7 +30,8 @@
  * thread pool, one batch of operations at a time, so the loop thread never
  * waits for an fsync and the checkpoint object needs no lock. A batch holds
  * all operations queued while the previous one ran: many commits share one
- * fdatasync (group commit).
+ * fdatasync (group commit). Begin lines do not ask for a sync of their own:
+ * a blob's records wait until a sync covered its begin line.
  *
  * Memory is bounded by configuration: at most MAX_JOBS jobs exist (a job is
  * a few hundred bytes until it downloads), downloads held in memory stay
@@ -139,6 +140,7 @@ struct job {
   struct job *snext;            /* the ship queue: bodies left to send */
   struct job *sprev;
   int in_shipq;
+  uint64_t begin_seq;           /* its begin line, in journal order */
   char *name;                   /* owned */
   char *etag;                   /* owned */
   int64_t last_modified;
@@ -178,7 +180,8 @@ struct job {
 };
 
 /* One checkpoint operation queued for the lane. */
-enum ckop_kind { CKOP_CLASSIFY, CKOP_BEGIN, CKOP_COMMIT, CKOP_ADVANCE };
+enum ckop_kind { CKOP_CLASSIFY, CKOP_BEGIN, CKOP_COMMIT, CKOP_ADVANCE,
+                 CKOP_SYNC };
 
 struct listed {
   char *name;                   /* owned */
@@ -241,6 +244,14 @@ struct daemon {
   struct job *shipq_tail;
   size_t nqueued;
   size_t nshipping;             /* jobs SHIPPING */
+  /* Begin lines are written without a sync of their own and made durable
+     before the blob's first record is sent (see ship_pump): an fdatasync
+     per blob was a fifth of the daemon's CPU. */
+  uint64_t begin_next;          /* the last begin_seq handed out */
+  uint64_t begin_written;       /* begin lines written up to this seq */
+  uint64_t begin_durable;       /* begin lines synced up to this seq */
+  int sync_queued;              /* a CKOP_SYNC is in the lane */
+  int lane_synced;              /* the last batch synced (set by the lane) */
   uint64_t stats_ms;            /* when the watermark metric was updated */
   size_t njobs;
   size_t downloading;
@@ -563,8 +574,13 @@ lane_run(uv_work_t *w)
       op->rc = 0;
       break;
     case CKOP_BEGIN:
+      /* Synced with the next batch that syncs (ship_pump asks for one
+         before the blob's records leave). */
       op->rc = checkpoint_begin(d->ck, op->job->name, op->job->etag,
                                 op->job->last_modified);
+      break;
+    case CKOP_SYNC:
+      op->rc = 0;
       wrote = 1;
       break;
     case CKOP_COMMIT:
@@ -580,8 +596,10 @@ lane_run(uv_work_t *w)
       break;
     }
   }
+  d->lane_synced = 0;
   if(wrote) {
     rc = checkpoint_sync(d->ck);
+    d->lane_synced = rc == 0;
     /* Nothing written in this batch is durable: report every write as
        failed, so that no commit is acted upon (after_ingest: delete). */
     for(struct ckop *op = d->lane_batch; op && rc; op = op->next) {
@@ -605,6 +623,15 @@ lane_done(uv_work_t *w, int status)
   d->lane_batch = NULL;
   d->lane_busy = 0;
   d->lane_failed = 0;
+  /* Begin lines written in this batch; all written so far are durable if
+     it synced. */
+  for(struct ckop *op = batch; op && status >= 0; op = op->next) {
+    if(op->kind == CKOP_BEGIN && !op->rc &&
+       op->job->begin_seq > d->begin_written)
+      d->begin_written = op->job->begin_seq;
+  }
+  if(status >= 0 && d->lane_synced)
+    d->begin_durable = d->begin_written;
   for(struct ckop *op = batch; op; op = next) {
     next = op->next;
     if(status < 0 && !op->rc)
@@ -615,6 +642,9 @@ lane_done(uv_work_t *w, int status)
       break;
     case CKOP_BEGIN:
       on_begun(d, op->job, op->rc);
+      break;
+    case CKOP_SYNC:
+      d->sync_queued = 0;
       break;
     case CKOP_COMMIT:
       if(op->rc)
@@ -681,6 +711,8 @@ lane_job(struct daemon *d, enum ckop_kind kind, struct job *j)
   op->job = j;
   if(kind == CKOP_COMMIT)
     j->commit_queued = 1;
+  if(kind == CKOP_BEGIN)
+    j->begin_seq = ++d->begin_next;
   lane_push(d, op);
 }
 
@@ -1529,7 +1561,7 @@ ship_pump(struct daemon *d)
     struct shipment *s = calloc(1, sizeof(*s));
     size_t len = 2;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
-    int full = 0;
+    int full = 0, need_sync = 0;
 
     if(!s)
       return;
@@ -1537,6 +1569,13 @@ ship_pump(struct daemon *d)
     for(struct job *j = d->shipq; j && !full; j = j->snext) {
       if(j->phase != JOB_SHIPPING || j->records == UINT64_MAX)
         continue;
+      /* The journal must name a blob before any of its records leave (a
+         crash may then send them again, and only then): its begin line
+         waits for a sync, which one CKOP_SYNC provides for all. */
+      if(j->begin_seq > d->begin_durable) {
+        need_sync = 1;
+        continue;
+      }
       for(size_t b = j->next_body + j->taken; b < j->nbodies; b++) {
         const struct body_ref *r = &j->bodies[b];
         size_t add = r->len - 2 + (s->nseg ? 1 : 0);
@@ -1567,12 +1606,22 @@ ship_pump(struct daemon *d)
     }
     for(size_t i = 0; i < s->nseg; i++)
       s->seg[i].j->taken = 0;
+    if(need_sync && !d->sync_queued) {
+      struct ckop *op = calloc(1, sizeof(*op));
+
+      if(op) {
+        op->kind = CKOP_SYNC;
+        d->sync_queued = 1;
+        lane_push(d, op); /* its completion pumps again */
+      }
+    }
     if(!s->nseg) {
       free(s);
       return;
     }
-    if(!full && len * 100 < max * SHIP_FULL_PERCENT && more_coming(d) &&
-       !d->linger_expired && !d->stopping) {
+    if(!full && len * 100 < max * SHIP_FULL_PERCENT &&
+       (more_coming(d) || need_sync) && !d->linger_expired &&
+       !d->stopping) {
       /* Worth waiting a moment for the transforms in progress. */
       if(!uv_is_active((uv_handle_t *)&d->linger_timer))
         uv_timer_start(&d->linger_timer, on_linger, SHIP_LINGER_MS, 0);
@@ -1777,9 +1826,10 @@ pump(struct daemon *d)
     if(staged >= MAX_STAGED)
       break;
     staged++;
-    /* The begin line is journalled before the first byte is fetched, so
-       that after a crash the journal names every blob whose records may
-       have been sent (the only ones that may be sent twice). */
+    /* The begin line is journalled before the first byte is fetched, and
+       synced before the first record is sent (ship_pump), so that after a
+       crash the journal names every blob whose records may have been sent
+       (the only ones that may be sent twice). */
     j->phase = JOB_STARTING;
     d->nqueued--;
     d->cursor = next;
