@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Disk faults (issue 8): the state directory on a 1 MiB tmpfs. The daemon
 # processes a first corpus, then the file system is filled up and a second
-# corpus arrives. The daemon must report it, stay up, keep the new blobs
-# pending (nothing committed, nothing lost), and once space returns finish
-# them without loss and without sending anything twice.
+# corpus arrives. The daemon must report it, stay up, keep the blobs it
+# cannot commit pending (nothing lost), and once space returns finish them
+# without loss and without sending anything twice.
+# Blobs of this size download into memory, so the journal is the only file
+# that grows: its appends still fit in the slack of its last tmpfs page
+# (under 4 KiB) and some commits succeed on the "full" disk, which is
+# correct. The second corpus is made large enough (80 blobs, well over
+# 4 KiB of journal lines) that the slack cannot hold all of it.
 # Needs mount(2) (root); skipped where the sandbox forbids it.
 set -u
 source "$TOP/tests/integration/daemon_lib.sh"
@@ -17,7 +22,7 @@ unmount_state() { umount "$STATE" 2>/dev/null; }
 trap 'daemon_kill9; azurite_stop; unmount_state; cleanup_fakes' EXIT
 
 e2e_start_peers
-"$PY" "$TOP/tests/tools/gen_e2e.py" "$WORK/second" --count 30 --bad 0 \
+"$PY" "$TOP/tests/tools/gen_e2e.py" "$WORK/second" --count 80 --bad 0 \
   --seed 9 --prefix later/ > /dev/null || fail "gen"
 e2e_corpus 30 0 8
 E2E_POLL=1s e2e_config
@@ -44,12 +49,13 @@ kill -0 "$DAEMON_PID" || fail "the daemon died on a full disk"
 grep -qiE 'no space|spool|state directory' "$DAEMON_LOG" ||
   fail "a full state directory was not reported"
 done_full=$("$BIN" state -c "$CFG" | awk '/^blobs done/ {print $3}')
-[ "$done_full" = 30 ] || fail "the checkpoint advanced to $done_full on a full disk"
-ok "disk full: reported, $(( $(records_count) - first )) records sent meanwhile, checkpoint held at 30"
+[ "$done_full" -ge 30 ] && [ "$done_full" -lt 110 ] ||
+  fail "the checkpoint shows $done_full blobs done on a full disk (expected 30 to 109)"
+ok "disk full: reported, $(( $(records_count) - first )) records sent meanwhile, checkpoint held at $done_full of 110"
 
 # Space returns: everything pending is finished, nothing is sent twice.
 rm -f "$STATE/filler"
-wait_done 60 120
+wait_done 110 120
 wait_records "$(expected_records)" 60
 daemon_stop 30
 e2e_check --exact || fail "records lost or repeated around the full disk"
