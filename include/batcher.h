@@ -150,6 +150,29 @@ int batcher_batch_create(const struct batcher_body *body, uint64_t from,
                          uint64_t to, struct batcher_batch **out);
 
 /*
+ * A new batch of count records and at most cap bytes of body, for a caller
+ * that assembles a body itself and hands it on without another copy
+ * (batcher_batch_seal, then ingest_submit_batch). *json (cap + 1 bytes),
+ * *offsets (count + 1 entries) and *times (count entries) point into the
+ * batch and are the caller's to fill until it seals the batch. Returns 0
+ * and *out (owned by the caller, freed with batcher_batch_destroy),
+ * ERR_INVAL for no records, a capacity under 2 bytes a record or sizes
+ * that would overflow, or ERR_NOMEM.
+ */
+int batcher_batch_alloc(uint64_t count, size_t cap, struct batcher_batch **out,
+                        char **json, size_t **offsets, int64_t **times);
+
+/*
+ * Finishes a batch from batcher_batch_alloc whose body is the len bytes
+ * written to *json ("[" r0 "," ... "]"), with offsets[i] the start of
+ * record i and offsets[count] == len, and times filled in: terminates the
+ * JSON, sets first and computes min_time and max_time. Returns 0, or
+ * ERR_INVAL when len exceeds the capacity or the offsets do not describe
+ * such a body (the batch is then unchanged and still the caller's).
+ */
+int batcher_batch_seal(struct batcher_batch *b, size_t len, uint64_t first);
+
+/*
  * The batch's body: borrowed from the batch, valid until it is destroyed;
  * json, times, min_time and max_time change when it is clamped.
  */
@@ -164,6 +187,15 @@ const struct batcher_body *batcher_batch_body(const struct batcher_batch *b);
  */
 int batcher_batch_clamp_time(struct batcher_batch *b, int64_t now,
                              uint64_t *clamped);
+
+/*
+ * Whether batcher_clamp_time at now would rewrite any record of body
+ * (borrowed): 1 when every record has the transform's layout and at least
+ * one TimeGenerated lies outside the window Azure keeps, else 0. Reads the
+ * times from the JSON as the clamp does, and writes nothing: a sender can
+ * send a body as it is, without a private copy, when this returns 0.
+ */
+int batcher_body_needs_clamp(const struct batcher_body *body, int64_t now);
 
 /* Frees a batch. NULL is a no-op. */
 void batcher_batch_destroy(struct batcher_batch *b);

@@ -39,7 +39,9 @@
  * Before each attempt, on the thread pool, the attempt's records are copied
  * from the body, their TimeGenerated values clamped to that moment by the
  * 47 h / 23 h rule (batcher_batch_clamp_time) and gzip-compressed; the loop
- * thread only moves pointers and talks HTTP.
+ * thread only moves pointers and talks HTTP. An attempt with the whole body
+ * and no time to clamp skips the copy: it compresses, or sends, the body
+ * the client holds.
  *
  * Bounds: at most `concurrency` attempts are in progress (token, compress,
  * HTTP) at any time; the rest wait in a queue. At most `max_pending` bodies
@@ -167,6 +169,15 @@ int ingest_create(uv_loop_t *loop, struct http_engine *http, struct cred *cred,
  */
 int ingest_submit(struct ingest *ing, const struct batcher_body *body,
                   ingest_done_cb cb, void *ud);
+
+/*
+ * As ingest_submit, for a body the caller assembled in a batch
+ * (batcher_batch_alloc and _seal): on success the client takes the batch
+ * (owned by it from then on, freed when the callback has run) instead of
+ * copying it. On any error nothing was taken and batch stays the caller's.
+ */
+int ingest_submit_batch(struct ingest *ing, struct batcher_batch *batch,
+                        ingest_done_cb cb, void *ud);
 
 /* Bodies submitted whose callback has not run yet. */
 size_t ingest_pending(const struct ingest *ing);

@@ -355,6 +355,70 @@ batcher_batch_create(const struct batcher_body *body, uint64_t from,
   return 0;
 }
 
+int
+batcher_batch_alloc(uint64_t count, size_t cap, struct batcher_batch **out,
+                    char **json, size_t **offsets, int64_t **times)
+{
+  struct batcher_batch *b;
+  size_t t_at, o_at, j_at;
+
+  if(!out || !json || !offsets || !times)
+    return ERR_INVAL;
+  *out = NULL;
+  /* A body of n records has at least 2n bytes ("[" and a comma or "]"
+   * after each), so a capacity below that cannot hold them, and the checks
+   * below keep the sizes of the three arrays from overflowing. */
+  if(!count || cap < 2 || count > cap / 2 || cap > ((size_t)-1) / 4)
+    return ERR_INVAL;
+  t_at = align_up(sizeof(*b));
+  o_at = align_up(t_at + (size_t)count * sizeof(int64_t));
+  j_at = o_at + ((size_t)count + 1) * sizeof(size_t);
+  b = malloc(j_at + cap + 1);
+  if(!b)
+    return ERR_NOMEM;
+  b->times = (int64_t *)(void *)((char *)b + t_at);
+  b->offsets = (size_t *)(void *)((char *)b + o_at);
+  b->json = (char *)b + j_at;
+  memset(&b->body, 0, sizeof(b->body));
+  /* The capacity is kept in len until the batch is sealed. */
+  b->body.len = cap;
+  b->body.count = count;
+  *json = b->json;
+  *offsets = b->offsets;
+  *times = b->times;
+  *out = b;
+  return 0;
+}
+
+int
+batcher_batch_seal(struct batcher_batch *b, size_t len, uint64_t first)
+{
+  uint64_t n;
+
+  if(!b || b->body.json || len > b->body.len || len < 2)
+    return ERR_INVAL;
+  n = b->body.count;
+  if(b->json[0] != '[' || b->json[len - 1] != ']' || b->offsets[0] != 1 ||
+     b->offsets[n] != len)
+    return ERR_INVAL;
+  /* Each record starts after "[" or a comma and ends before a comma or
+   * the closing "]", as in every body (record_time relies on it). */
+  for(uint64_t i = 0; i < n; i++) {
+    if(b->offsets[i + 1] <= b->offsets[i] + 1 ||
+       b->json[b->offsets[i] - 1] != (i ? ',' : '[') ||
+       b->json[b->offsets[i + 1] - 1] != (i + 1 < n ? ',' : ']'))
+      return ERR_INVAL;
+  }
+  b->json[len] = '\0';
+  b->body.json = b->json;
+  b->body.len = len;
+  b->body.first = first;
+  b->body.offsets = b->offsets;
+  b->body.times = b->times;
+  batch_bounds(b);
+  return 0;
+}
+
 const struct batcher_body *
 batcher_batch_body(const struct batcher_batch *b)
 {
@@ -408,6 +472,25 @@ record_time(const char *json, size_t len, const size_t *offsets, uint64_t i,
      json[start + TRANSFORM_TG_OFFSET + TRANSFORM_TG_LEN] != '"')
     return ERR_PARSE;
   return batcher_time_parse(json + start + TRANSFORM_TG_OFFSET, t);
+}
+
+int
+batcher_body_needs_clamp(const struct batcher_body *body, int64_t now)
+{
+  int64_t t;
+  int out = 0;
+
+  if(!body || !body->json || !body->offsets)
+    return 0;
+  /* The clamp's first pass: it writes only when every record parses and
+   * one of them is out of the window. */
+  for(uint64_t i = 0; i < body->count; i++) {
+    if(record_time(body->json, body->len, body->offsets, i, &t))
+      return 0;
+    if(!in_window(t, now))
+      out = 1;
+  }
+  return out;
 }
 
 int

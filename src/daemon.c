@@ -1247,10 +1247,13 @@ struct shipment {
   struct segment seg[SHIP_MAX_SEGMENTS];
   size_t nseg;
   uint64_t count;               /* records in all segments */
-  char *json;                   /* owned: the combined body */
+  /* The combined body, assembled in place in a batch that the ingestion
+     client takes as it is (ingest_submit_batch): no copy on the loop. */
+  struct batcher_batch *batch;  /* owned until submitted */
+  char *json;                   /* into batch */
   size_t len;
-  size_t *offsets;              /* owned, count + 1 */
-  int64_t *times;               /* owned, count */
+  size_t *offsets;              /* into batch, count + 1 */
+  int64_t *times;               /* into batch, count */
   int rc;
   /* Dead-letter work for records the API rejected. */
   struct deadletter_entry *dead;  /* owned array, strings owned */
@@ -1269,9 +1272,7 @@ shipment_free(struct shipment *s)
     free((char *)s->dead[i].record);
   }
   free(s->dead);
-  free(s->json);
-  free(s->offsets);
-  free(s->times);
+  batcher_batch_destroy(s->batch);
   free(s);
 }
 
@@ -1290,13 +1291,10 @@ prepare_work(uv_work_t *w)
 
   for(size_t i = 0; i < s->nseg; i++)
     cap += s->seg[i].j->bodies[s->seg[i].index].len;
-  s->json = malloc(cap + 1);
-  s->offsets = malloc((s->count + 1) * sizeof(size_t));
-  s->times = malloc((s->count ? s->count : 1) * sizeof(int64_t));
-  if(!s->json || !s->offsets || !s->times) {
-    s->rc = ERR_NOMEM;
+  s->rc = batcher_batch_alloc(s->count, cap, &s->batch, &s->json,
+                              &s->offsets, &s->times);
+  if(s->rc)
     return;
-  }
   s->json[0] = '[';
   for(size_t i = 0; i < s->nseg && !s->rc; i++) {
     const struct job *j = s->seg[i].j;
@@ -1341,8 +1339,8 @@ prepare_work(uv_work_t *w)
     return;
   s->len = pos;
   s->offsets[s->count] = pos;
-  s->json[pos] = '\0';
-  if(d->fsink)
+  s->rc = batcher_batch_seal(s->batch, pos, 0);
+  if(!s->rc && d->fsink)
     s->rc = filesink_write(d->fsink, s->json, s->offsets, s->count);
 }
 
@@ -1481,7 +1479,6 @@ prepare_done(uv_work_t *w, int status)
 {
   struct shipment *s = w->data;
   struct daemon *d = s->d;
-  struct batcher_body body;
   int rc;
 
   if(status < 0 && !s->rc)
@@ -1498,26 +1495,17 @@ prepare_done(uv_work_t *w, int status)
     shipment_end(s, 0);
     return;
   }
-  body = (struct batcher_body){ s->json, s->len, 0, s->count, 0, 0,
-                                s->offsets, s->times };
-  body.min_time = body.max_time = s->count ? s->times[0] : 0;
-  for(uint64_t i = 1; i < s->count; i++) {
-    if(s->times[i] < body.min_time)
-      body.min_time = s->times[i];
-    if(s->times[i] > body.max_time)
-      body.max_time = s->times[i];
-  }
-  rc = d->ingest ? ingest_submit(d->ingest, &body, on_ingested, s)
+  rc = d->ingest ? ingest_submit_batch(d->ingest, s->batch, on_ingested, s)
                  : ERR_ABORTED;
-  /* The client copied the body: release ours now, keep s for the result. */
-  free(s->json);
-  free(s->offsets);
-  free(s->times);
+  if(rc) {
+    shipment_end(s, rc);
+    return;
+  }
+  /* The client took the body; s stays for the result. */
+  s->batch = NULL;
   s->json = NULL;
   s->offsets = NULL;
   s->times = NULL;
-  if(rc)
-    shipment_end(s, rc);
 }
 
 static void

@@ -74,7 +74,12 @@ struct piece {
   void *gz;                         /* the compressed body (owned) */
   size_t gz_len;
   struct batcher_batch *raw;        /* the uncompressed body (owned) when
-                                       compression is off */
+                                       compression is off and it had to be
+                                       copied */
+  const struct batcher_body *send;  /* the uncompressed body to send when
+                                       compression is off: raw's, or the
+                                       job's own (borrowed: the job outlives
+                                       its pieces) */
   size_t json_len;
   uint64_t clamped;
   struct http_request *req;         /* in flight, or NULL */
@@ -197,6 +202,7 @@ piece_clear_attempt(struct piece *p)
   p->gz = NULL;
   batcher_batch_destroy(p->raw);
   p->raw = NULL;
+  p->send = NULL;
 }
 
 static void
@@ -465,7 +471,9 @@ nomem:
 
 /* Thread pool: copies the attempt's records, clamps their times to now,
    and compresses. Touches only the piece, its job's immutable copy and its
-   slot's compressor. */
+   slot's compressor. An attempt with all of the job's records, none of
+   which needs its time clamped (the usual case: the first attempt),
+   compresses or sends the job's copy as it is, without another copy. */
 static void
 prep_work(uv_work_t *w)
 {
@@ -473,15 +481,30 @@ prep_work(uv_work_t *w)
   struct ingest *ing = p->ing;
   struct batcher_batch *b = NULL;
   const struct batcher_body *body;
+  int64_t now = (int64_t)time(NULL);
   int rc;
 
   p->clamped = 0;
+  if(p->from == 0 && p->to == p->job->body->count &&
+     !batcher_body_needs_clamp(p->job->body, now)) {
+    body = p->job->body;
+    p->json_len = body->len;
+    if(ing->compression == INGEST_GZIP)
+      rc = gzip_compress(ing->gz[p->slot], body->json, body->len, &p->gz,
+                         &p->gz_len);
+    else {
+      p->send = body;
+      rc = 0;
+    }
+    p->prep_rc = rc;
+    return;
+  }
   rc = batcher_batch_create(p->job->body, p->from, p->to, &b);
   if(rc)
     goto out;
   /* A record without the transform's layout cannot be clamped; it is sent
      as it is (ERR_PARSE changes nothing). */
-  rc = batcher_batch_clamp_time(b, (int64_t)time(NULL), &p->clamped);
+  rc = batcher_batch_clamp_time(b, now, &p->clamped);
   if(rc == ERR_PARSE)
     rc = 0;
   if(rc)
@@ -493,6 +516,7 @@ prep_work(uv_work_t *w)
                        &p->gz_len);
   else {
     p->raw = b;
+    p->send = batcher_batch_body(b);
     b = NULL;
   }
 out:
@@ -558,8 +582,8 @@ prep_done(uv_work_t *w, int status)
     p->gz = NULL;
   }
   else {
-    data = batcher_batch_body(p->raw)->json;
-    len = batcher_batch_body(p->raw)->len;
+    data = p->send->json;
+    len = p->send->len;
     http_request_set_body(r, data, len);
   }
   http_request_set_timeout(r, ing->timeout_ms);
@@ -902,8 +926,7 @@ int
 ingest_submit(struct ingest *ing, const struct batcher_body *body,
               ingest_done_cb cb, void *ud)
 {
-  struct job *j;
-  struct piece *p;
+  struct batcher_batch *b;
   int rc;
 
   if(!ing || !body || !cb || !body->count)
@@ -912,23 +935,42 @@ ingest_submit(struct ingest *ing, const struct batcher_body *body,
     return ERR_ABORTED;
   if(ing->njobs >= ing->max_pending)
     return ERR_AGAIN;
+  rc = batcher_batch_create(body, 0, body->count, &b);
+  if(rc)
+    return rc;
+  rc = ingest_submit_batch(ing, b, cb, ud);
+  if(rc)
+    batcher_batch_destroy(b);
+  return rc;
+}
+
+int
+ingest_submit_batch(struct ingest *ing, struct batcher_batch *batch,
+                    ingest_done_cb cb, void *ud)
+{
+  const struct batcher_body *body = batch ? batcher_batch_body(batch) : NULL;
+  struct job *j;
+  struct piece *p;
+
+  if(!ing || !body || !body->json || !cb || !body->count)
+    return ERR_INVAL;
+  if(ing->closing)
+    return ERR_ABORTED;
+  if(ing->njobs >= ing->max_pending)
+    return ERR_AGAIN;
   j = calloc(1, sizeof(*j));
   if(!j)
     return ERR_NOMEM;
-  rc = batcher_batch_create(body, 0, body->count, &j->orig);
-  if(rc) {
-    free(j);
-    return rc;
-  }
-  j->body = batcher_batch_body(j->orig);
+  j->body = body;
   j->state = calloc(body->count, 1);
   j->reject = calloc(body->count, sizeof(*j->reject));
   p = piece_create(ing, j, 0, body->count);
   if(!j->state || !j->reject || !p) {
     piece_free(p);
-    job_free(j);
+    job_free(j);            /* j->orig is not set: the batch stays ours */
     return ERR_NOMEM;
   }
+  j->orig = batch;          /* taken: freed with the job */
   j->unsettled = body->count;
   j->cb = cb;
   j->ud = ud;

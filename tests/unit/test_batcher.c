@@ -972,6 +972,115 @@ test_clamp_low_level(void **state)
     free(r[i].json);
 }
 
+/*
+ * A body assembled in place (batcher_batch_alloc, _seal) is the same body
+ * batcher_batch_create would make of the same records, and a seal with
+ * offsets that do not describe the written bytes is refused.
+ */
+static void
+test_batch_alloc_seal(void **state)
+{
+  const int64_t now = 1790000000;
+  int64_t times[] = { now - 60, now - 30, now };
+  struct batcher_batch *bt, *built;
+  const struct batcher_body *v, *w;
+  struct ctx c;
+  char *json;
+  size_t *offs, pos = 1;
+  int64_t *tm;
+
+  (void)state;
+  rng_state = 51;
+  memset(&c, 0, sizeof(c));
+  bt = batch_of(&c, times, 3);
+  v = batcher_batch_body(bt);
+  assert_int_equal(batcher_batch_alloc(3, v->len + 7, &built, &json, &offs,
+                                       &tm), 0);
+  json[0] = '[';
+  for(uint64_t i = 0; i < 3; i++) {
+    const char *r;
+    size_t n;
+
+    assert_int_equal(batcher_body_record(v, i, &r, &n), 0);
+    offs[i] = pos;
+    memcpy(json + pos, r, n);
+    pos += n;
+    json[pos++] = i < 2 ? ',' : ']';
+    tm[i] = times[i];
+  }
+  offs[3] = pos;
+  /* Longer than what was written, or offsets off by one: refused. */
+  assert_int_equal(batcher_batch_seal(built, v->len + 8, 0), ERR_INVAL);
+  offs[1]++;
+  assert_int_equal(batcher_batch_seal(built, pos, 0), ERR_INVAL);
+  offs[1]--;
+  offs[3] = pos - 1;
+  assert_int_equal(batcher_batch_seal(built, pos, 0), ERR_INVAL);
+  offs[3] = pos;
+  assert_int_equal(batcher_batch_seal(built, pos, 40), 0);
+  /* Sealed once only. */
+  assert_int_equal(batcher_batch_seal(built, pos, 40), ERR_INVAL);
+  w = batcher_batch_body(built);
+  assert_int_equal(w->len, v->len);
+  assert_memory_equal(w->json, v->json, v->len);
+  assert_int_equal(w->json[w->len], '\0');
+  assert_int_equal(w->first, 40);
+  assert_int_equal(w->count, 3);
+  assert_int_equal(w->min_time, now - 60);
+  assert_int_equal(w->max_time, now);
+  for(uint64_t i = 0; i <= 3; i++)
+    assert_int_equal(w->offsets[i], v->offsets[i]);
+  batcher_batch_destroy(built);
+  /* Impossible sizes. */
+  assert_int_equal(batcher_batch_alloc(0, 10, &built, &json, &offs, &tm),
+                   ERR_INVAL);
+  assert_null(built);
+  assert_int_equal(batcher_batch_alloc(6, 11, &built, &json, &offs, &tm),
+                   ERR_INVAL);
+  assert_int_equal(batcher_batch_alloc(UINT64_MAX / 2, (size_t)-1, &built,
+                                       &json, &offs, &tm), ERR_INVAL);
+  batcher_batch_destroy(bt);
+  ctx_free(&c);
+}
+
+/* needs_clamp agrees with what the clamp then does, and writes nothing. */
+static void
+test_needs_clamp(void **state)
+{
+  const int64_t now = 1790000000, h = 3600;
+  const int64_t offsets[] = { 0, -46 * h, 22 * h, -47 * h - 1, 23 * h + 1,
+                              -400 * 24 * h };
+
+  (void)state;
+  rng_state = 52;
+  for(size_t k = 0; k < sizeof(offsets) / sizeof(offsets[0]); k++) {
+    /* One body: within 30 minutes of each other. */
+    int64_t times[2] = { now + offsets[k], now + offsets[k] + 10 };
+    struct batcher_batch *bt;
+    const struct batcher_body *v;
+    struct ctx c;
+    char *before;
+    uint64_t clamped;
+    int need;
+
+    memset(&c, 0, sizeof(c));
+    bt = batch_of(&c, times, 2);
+    v = batcher_batch_body(bt);
+    before = malloc(v->len);
+    assert_non_null(before);
+    memcpy(before, v->json, v->len);
+    need = batcher_body_needs_clamp(v, now);
+    assert_memory_equal(before, v->json, v->len);
+    assert_int_equal(batcher_batch_clamp_time(bt, now, &clamped), 0);
+    assert_int_equal(need, clamped > 0);
+    assert_int_equal(need, offsets[k] < -47 * h || offsets[k] > 23 * h);
+    free(before);
+    batcher_batch_destroy(bt);
+    ctx_free(&c);
+  }
+  assert_int_equal(batcher_body_needs_clamp(NULL, now), 0);
+}
+
 int
 main(void)
 {
@@ -989,6 +1098,8 @@ main(void)
     cmocka_unit_test(test_clamp_straddling_body_moves_whole),
     cmocka_unit_test(test_clamp_per_attempt),
     cmocka_unit_test(test_clamp_low_level),
+    cmocka_unit_test(test_batch_alloc_seal),
+    cmocka_unit_test(test_needs_clamp),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

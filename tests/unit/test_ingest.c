@@ -248,12 +248,60 @@ test_bound_and_close(void **state)
     batcher_batch_destroy(bs.b[i]);
 }
 
+/*
+ * ingest_submit_batch takes the batch on success and leaves it with the
+ * caller on every refusal: the refused one is freed here, the taken ones
+ * by the client (ASan and valgrind runs of this test catch a leak or a
+ * double free either way).
+ */
+static void
+test_submit_batch_ownership(void **state)
+{
+  struct env *e = *state;
+  struct ingest_opts o;
+  struct ingest *ing = NULL;
+  struct bodies bs;
+  struct seen seen = { 0 };
+  struct batcher_batch *taken[2];
+
+  make_bodies(&bs, 3, 4);
+  opts(e, &o);
+  o.max_pending = 2;
+  o.concurrency = 1;
+  o.backoff_base_ms = 60000;
+  assert_int_equal(ingest_create(&e->loop, e->http, e->cred, &o, &ing), 0);
+  assert_int_equal(ingest_submit_batch(ing, NULL, on_done, &seen), ERR_INVAL);
+  assert_int_equal(ingest_submit_batch(ing, bs.b[0], NULL, &seen), ERR_INVAL);
+  taken[0] = bs.b[0];
+  taken[1] = bs.b[1];
+  assert_int_equal(ingest_submit_batch(ing, taken[0], on_done, &seen), 0);
+  assert_int_equal(ingest_submit_batch(ing, taken[1], on_done, &seen), 0);
+  bs.b[0] = bs.b[1] = NULL;
+  assert_int_equal(ingest_submit_batch(ing, bs.b[2], on_done, &seen),
+                   ERR_AGAIN);
+  assert_int_equal(ingest_pending(ing), 2);
+  for(int i = 0; i < 20; i++)
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+  assert_int_equal(seen.calls, 0);
+  ingest_close(ing, on_closed, e);
+  uv_run(&e->loop, UV_RUN_DEFAULT);
+  assert_int_equal(e->closed, 1);
+  assert_int_equal(seen.calls, 2);
+  assert_int_equal(seen.aborted, 2);
+  assert_int_equal(seen.records, 8);
+  assert_int_equal(seen.pending, 8);
+  for(int i = 0; i < bs.n; i++)
+    batcher_batch_destroy(bs.b[i]);
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
     cmocka_unit_test_setup_teardown(test_bound_and_close, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_submit_batch_ownership, setup,
+                                    teardown),
   };
 
   return cmocka_run_group_tests(tests, NULL, NULL);
