@@ -43,8 +43,8 @@ struct storage {
   char *account;                /* may be NULL except for Shared Key */
   char *container;
   enum storage_auth auth;
-  unsigned char *key;           /* decoded account key (Shared Key) */
-  size_t key_len;
+  struct storage_signer *signer;  /* keyed HMAC (Shared Key); the decoded
+                                     key itself is wiped once keyed */
   char *sas;                    /* without '?' (SAS) */
   struct storage_token_provider token;
   long timeout_ms;
@@ -651,8 +651,8 @@ op_send(struct storage_op *op, const char *token)
     hdrs[nh++] = (struct storage_header){ "x-ms-delete-snapshots",
                                           "include" };
   if(s->auth == STORAGE_AUTH_SHARED_KEY)
-    rc = storage_sk_authorization(s->account, s->key, s->key_len, method,
-                                  url.data, hdrs, nh, &auth);
+    rc = storage_sk_authorization(s->account, s->signer, method, url.data,
+                                  hdrs, nh, &auth);
   else if(s->auth == STORAGE_AUTH_ENTRA)
     rc = buf_printf(&auth, "Bearer %s", token ? token : "");
   if(rc)
@@ -986,10 +986,7 @@ storage_free(struct storage *s)
   free(s->endpoint);
   free(s->account);
   free(s->container);
-  if(s->key) {
-    memset(s->key, 0, s->key_len);
-    free(s->key);
-  }
+  storage_signer_destroy(s->signer);
   if(s->sas) {
     memset(s->sas, 0, strlen(s->sas));
     free(s->sas);
@@ -1031,7 +1028,9 @@ storage_create(struct http_engine *http, uv_loop_t *loop,
   struct storage_conn conn;
   struct storage *s = NULL;
   const char *endpoint, *account, *key, *sas;
-  int rc = ERR_NOMEM;
+  unsigned char *raw = NULL;
+  size_t raw_len = 0;
+  int rc = ERR_NOMEM, krc;
 
   *out = NULL;
   memset(&conn, 0, sizeof(conn));
@@ -1126,9 +1125,18 @@ storage_create(struct http_engine *http, uv_loop_t *loop,
                "(source.account_key or source.account_key_file)");
       goto out;
     }
-    if(storage_key_decode(key, &s->key, &s->key_len)) {
+    if(storage_key_decode(key, &raw, &raw_len)) {
       snprintf(err, errlen, "the account key is not valid base64 (copy "
                "key1 or key2 of the storage account whole)");
+      goto out;
+    }
+    krc = storage_signer_create(raw, raw_len, &s->signer);
+    memset(raw, 0, raw_len);
+    free(raw);
+    raw = NULL;
+    if(krc) {
+      rc = krc == ERR_NOMEM ? ERR_NOMEM : rc;
+      snprintf(err, errlen, "cannot set up HMAC-SHA256 for the account key");
       goto out;
     }
     if(log_secret_add(key)) {

@@ -11,7 +11,8 @@
 
 #include <ctype.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,28 +235,100 @@ storage_sk_string_to_sign(const char *account, const char *method,
   return rc;
 }
 
+struct storage_signer {
+  EVP_MAC *mac;
+  EVP_MAC_CTX *keyed;           /* initialised with the key; only copied */
+};
+
+int
+storage_signer_create(const unsigned char *key, size_t key_len,
+                      struct storage_signer **out)
+{
+  struct storage_signer *sg;
+  OSSL_PARAM params[2];
+  int rc = ERR_NOMEM;
+
+  *out = NULL;
+  if(!key || !key_len)
+    return ERR_INVAL;
+  sg = calloc(1, sizeof(*sg));
+  if(!sg)
+    return ERR_NOMEM;
+  params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                               (char *)"SHA256", 0);
+  params[1] = OSSL_PARAM_construct_end();
+  sg->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  if(sg->mac)
+    sg->keyed = EVP_MAC_CTX_new(sg->mac);
+  if(!sg->keyed)
+    goto out;
+  if(!EVP_MAC_init(sg->keyed, key, key_len, params)) {
+    rc = ERR_INVAL;
+    goto out;
+  }
+  *out = sg;
+  sg = NULL;
+  rc = 0;
+out:
+  storage_signer_destroy(sg);
+  return rc;
+}
+
+int
+storage_signer_sign(const struct storage_signer *sg, const char *data,
+                    size_t len, char *out, size_t out_size)
+{
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  size_t mac_len = 0;
+  EVP_MAC_CTX *c;
+  int rc = ERR_INVAL;
+
+  if(!sg || out_size < 45)
+    return ERR_INVAL;
+  c = EVP_MAC_CTX_dup(sg->keyed);
+  if(!c)
+    return ERR_NOMEM;
+  if(EVP_MAC_update(c, (const unsigned char *)data, len) &&
+     EVP_MAC_final(c, mac, &mac_len, sizeof(mac)) && mac_len == 32) {
+    EVP_EncodeBlock((unsigned char *)out, mac, (int)mac_len);
+    rc = 0;
+  }
+  EVP_MAC_CTX_free(c);
+  return rc;
+}
+
+void
+storage_signer_destroy(struct storage_signer *sg)
+{
+  if(!sg)
+    return;
+  EVP_MAC_CTX_free(sg->keyed);  /* cleanses the keyed state */
+  EVP_MAC_free(sg->mac);
+  free(sg);
+}
+
 int
 storage_sk_signature(const unsigned char *key, size_t key_len,
                      const char *data, size_t len, char *out,
                      size_t out_size)
 {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
+  struct storage_signer *sg;
+  int rc;
 
   if(out_size < 45 || !key || key_len > 0x7fffffff)
     return ERR_INVAL;
-  if(!HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)data, len,
-           mac, &mac_len))
-    return ERR_INVAL;
-  EVP_EncodeBlock((unsigned char *)out, mac, (int)mac_len);
-  return 0;
+  rc = storage_signer_create(key, key_len, &sg);
+  if(!rc)
+    rc = storage_signer_sign(sg, data, len, out, out_size);
+  storage_signer_destroy(sg);
+  return rc;
 }
 
 int
-storage_sk_authorization(const char *account, const unsigned char *key,
-                         size_t key_len, const char *method, const char *url,
-                         const struct storage_header *hdrs, size_t n,
-                         struct buf *out)
+storage_sk_authorization(const char *account,
+                         const struct storage_signer *sg, const char *method,
+                         const char *url, const struct storage_header *hdrs,
+                         size_t n, struct buf *out)
 {
   struct buf sts;
   char sig[64];
@@ -264,8 +337,7 @@ storage_sk_authorization(const char *account, const unsigned char *key,
   buf_init(&sts, 256 * 1024);
   rc = storage_sk_string_to_sign(account, method, url, hdrs, n, &sts);
   if(!rc)
-    rc = storage_sk_signature(key, key_len, sts.data, sts.len, sig,
-                              sizeof(sig));
+    rc = storage_signer_sign(sg, sts.data, sts.len, sig, sizeof(sig));
   if(!rc)
     rc = buf_printf(out, "SharedKey %s:%s", account, sig);
   buf_free(&sts);

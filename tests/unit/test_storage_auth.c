@@ -161,6 +161,46 @@ test_signature_known_values(void **state)
   free(key);
 }
 
+/*
+ * A signer keyed once signs like the one-shot HMAC, every time: the keyed
+ * state is copied per signature, never consumed (a second signature with
+ * the same signer, after a different one, must still match).
+ */
+static void
+test_signer_reuse(void **state)
+{
+  const char *sts = "GET\n\n\n\n\n\n\n\n\n\n\n\n"
+    "x-ms-date:Fri, 26 Jun 2015 23:39:12 GMT\nx-ms-version:2015-02-21\n"
+    "/myaccount/mycontainer\ncomp:list\ninclude:metadata,snapshots,"
+    "uncommittedblobs\nrestype:container";
+  struct storage_signer *sg = NULL;
+  unsigned char *key;
+  size_t key_len;
+  char sig[64], other[64];
+
+  (void)state;
+  assert_int_equal(storage_key_decode(STORAGE_DEV_KEY, &key, &key_len), 0);
+  assert_int_equal(storage_signer_create(key, 0, &sg), ERR_INVAL);
+  assert_null(sg);
+  assert_int_equal(storage_signer_create(key, key_len, &sg), 0);
+  memset(key, 0, key_len);      /* the signer keeps what it needs */
+  free(key);
+  for(int i = 0; i < 3; i++) {
+    assert_int_equal(storage_signer_sign(sg, sts, strlen(sts), sig,
+                                         sizeof(sig)), 0);
+    assert_string_equal(sig, "qthaFu+XRMRab2FfKeut5XZl1/nvdAhqiaOupMDoYWg=");
+    assert_int_equal(storage_signer_sign(sg, "x", 1, other, sizeof(other)),
+                     0);
+    assert_string_not_equal(other, sig);
+  }
+  assert_int_equal(storage_signer_sign(sg, sts, strlen(sts), sig, 44),
+                   ERR_INVAL);
+  assert_int_equal(storage_signer_sign(NULL, sts, strlen(sts), sig,
+                                       sizeof(sig)), ERR_INVAL);
+  storage_signer_destroy(sg);
+  storage_signer_destroy(NULL);
+}
+
 static void
 test_authorization_emulator_blob_and_list(void **state)
 {
@@ -170,11 +210,13 @@ test_authorization_emulator_blob_and_list(void **state)
     { "If-Match", "\"0x8DB\"" },
   };
   struct buf name, url, auth;
+  struct storage_signer *sg;
   unsigned char *key;
   size_t key_len;
 
   (void)state;
   assert_int_equal(storage_key_decode(STORAGE_DEV_KEY, &key, &key_len), 0);
+  assert_int_equal(storage_signer_create(key, key_len, &sg), 0);
   buf_init(&name, 4096);
   buf_init(&url, 4096);
   buf_init(&auth, 4096);
@@ -183,13 +225,13 @@ test_authorization_emulator_blob_and_list(void **state)
   assert_string_equal(name.data, "in/a%20b/%C3%A9t%C3%A9.json");
   assert_int_equal(buf_printf(&url, "http://127.0.0.1:10000/devstoreaccount1"
                               "/reports/%s", name.data), 0);
-  assert_int_equal(storage_sk_authorization("devstoreaccount1", key, key_len,
-                                            "GET", url.data, get, 3, &auth),
+  assert_int_equal(storage_sk_authorization("devstoreaccount1", sg, "GET",
+                                            url.data, get, 3, &auth),
                    0);
   assert_string_equal(auth.data, "SharedKey devstoreaccount1:"
                       "48LzP9q5L70ZowWdHxHl4vvtfuDLi2t2mviJKpWIrow=");
   buf_reset(&auth);
-  assert_int_equal(storage_sk_authorization("devstoreaccount1", key, key_len,
+  assert_int_equal(storage_sk_authorization("devstoreaccount1", sg,
     "GET", "http://127.0.0.1:10000/devstoreaccount1/reports?restype=container"
     "&comp=list&prefix=in%2F&marker=in%2F2026%2Fx%20y&maxresults=1000"
     "&include=metadata", get, 2, &auth), 0);
@@ -198,6 +240,7 @@ test_authorization_emulator_blob_and_list(void **state)
   buf_free(&name);
   buf_free(&url);
   buf_free(&auth);
+  storage_signer_destroy(sg);
   free(key);
 }
 
@@ -439,6 +482,7 @@ main(void)
     cmocka_unit_test(test_standard_headers_are_positional),
     cmocka_unit_test(test_no_headers_and_empty_query),
     cmocka_unit_test(test_signature_known_values),
+    cmocka_unit_test(test_signer_reuse),
     cmocka_unit_test(test_authorization_emulator_blob_and_list),
     cmocka_unit_test(test_key_decode_rejects_garbage),
     cmocka_unit_test(test_url_coding),
