@@ -1953,6 +1953,11 @@ spool_write(void *ud, const void *data, size_t len)
   struct job *j = ud;
 
   if(j->in_mem) {
+    /* The listed size is known and already counted in the budget: take it
+       at once rather than doubling up to it, which copied the blob about
+       once more on its way in. (If that fails, growing may still work.) */
+    if(!j->mem.cap && j->mem.max)
+      (void)buf_reserve(&j->mem, j->mem.max);
     /* More bytes than listed: the blob changed since the listing. */
     if(buf_append(&j->mem, data, len) != 0)
       return ERR_CHANGED;
