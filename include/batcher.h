@@ -191,7 +191,8 @@ int batcher_batch_clamp_time(struct batcher_batch *b, int64_t now,
 /*
  * Whether batcher_clamp_time at now would rewrite any record of body
  * (borrowed): 1 when every record has the transform's layout and at least
- * one TimeGenerated lies outside the window Azure keeps, else 0. Reads the
+ * one TimeGenerated lies outside the window Azure keeps, else 0 (also for
+ * a now outside years 0000..9999, which the clamp refuses). Reads the
  * times from the JSON as the clamp does, and writes nothing: a sender can
  * send a body as it is, without a private copy, when this returns 0.
  */

@@ -477,10 +477,14 @@ record_time(const char *json, size_t len, const size_t *offsets, uint64_t i,
 int
 batcher_body_needs_clamp(const struct batcher_body *body, int64_t now)
 {
+  char now_text[TRANSFORM_TG_LEN];
   int64_t t;
   int out = 0;
 
-  if(!body || !body->json || !body->offsets)
+  /* The clamp refuses a send time it cannot write (and the window's
+   * arithmetic would overflow near the ends of int64_t). */
+  if(!body || !body->json || !body->offsets ||
+     batcher_time_format(now, now_text))
     return 0;
   /* The clamp's first pass: it writes only when every record parses and
    * one of them is out of the window. */

@@ -23,7 +23,10 @@
  *   - afterwards every time is inside the window Azure keeps
  *     (-47 h .. +23 h of the send time), and if anything was out of the
  *     window the body spans at most 30 minutes;
- *   - a time that parses formats back to the same 20 bytes.
+ *   - a time that parses formats back to the same 20 bytes;
+ *   - batcher_body_needs_clamp (the ingestion client's test for sending a
+ *     body without a private copy) writes nothing and answers 1 exactly
+ *     when the clamp then rewrites a record.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -46,7 +49,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   size_t offsets[MAX_RECORDS + 1];
   int64_t times[MAX_RECORDS], before[MAX_RECORDS], now, lo = 0, hi = 0;
-  int parsed[MAX_RECORDS], any_out = 0;
+  int parsed[MAX_RECORDS], any_out = 0, need;
+  struct batcher_body view;
   uint64_t count = 0, clamped = 99, changed = 0;
   struct buf body;
   char *copy = NULL;
@@ -116,12 +120,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if(!copy)
     abort();
   memcpy(copy, body.data, body.len + 1);
+  memset(&view, 0, sizeof(view));
+  view.json = body.data;
+  view.len = body.len;
+  view.count = count;
+  view.offsets = offsets;
+  need = batcher_body_needs_clamp(&view, now);
+  if((need != 0 && need != 1) || memcmp(copy, body.data, body.len + 1))
+    abort();
   rc = batcher_clamp_time(body.data, body.len, offsets, count, now, times,
                           &clamped);
   if(rc) {
     if(rc != ERR_PARSE && rc != ERR_INVAL)
       abort();
     if(memcmp(copy, body.data, body.len + 1) || clamped != 0)
+      abort();
+    /* Nothing can be rewritten: a record without the layout, or a send
+       time out of range. */
+    if(need)
       abort();
     goto out;
   }
@@ -153,6 +169,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(copy + st, body.data + st, TRANSFORM_TG_LEN);
   }
   if(changed != clamped)
+    abort();
+  if(need != (clamped > 0))
     abort();
   if(any_out && hi - lo > BATCHER_MAX_SPAN_SECONDS)
     abort();
