@@ -967,7 +967,7 @@ ingest_submit_batch(struct ingest *ing, struct batcher_batch *batch,
   p = piece_create(ing, j, 0, body->count);
   if(!j->state || !j->reject || !p) {
     piece_free(p);
-    job_free(j);            /* j->orig is not set: the batch stays ours */
+    job_free(j);            /* j->orig is unset: the batch is the caller's */
     return ERR_NOMEM;
   }
   j->orig = batch;          /* taken: freed with the job */
