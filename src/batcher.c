@@ -53,6 +53,8 @@ struct batcher_batch {
   char *json;                 /* into this allocation */
   size_t *offsets;
   int64_t *times;
+  size_t cap;                 /* json bytes allocated (batcher_batch_alloc:
+                                 until sealed, body.json is NULL) */
 };
 
 /* Reads exactly n decimal digits; -1 if one is not a digit. */
@@ -303,12 +305,37 @@ batch_bounds(struct batcher_batch *b)
   }
 }
 
+/*
+ * One allocation for a batch of n records and jlen bytes of JSON: the
+ * struct, then times, offsets and the JSON (with room for its NUL), the
+ * arrays aligned. The callers have checked that the sizes cannot
+ * overflow. Returns the batch (owned by the caller) with its three
+ * pointers and cap set and its body view zeroed, or NULL.
+ */
+static struct batcher_batch *
+batch_new(size_t n, size_t jlen)
+{
+  size_t t_at = align_up(sizeof(struct batcher_batch));
+  size_t o_at = align_up(t_at + n * sizeof(int64_t));
+  size_t j_at = o_at + (n + 1) * sizeof(size_t);
+  struct batcher_batch *b = malloc(j_at + jlen + 1);
+
+  if(!b)
+    return NULL;
+  memset(&b->body, 0, sizeof(b->body));
+  b->times = (int64_t *)(void *)((char *)b + t_at);
+  b->offsets = (size_t *)(void *)((char *)b + o_at);
+  b->json = (char *)b + j_at;
+  b->cap = jlen;
+  return b;
+}
+
 int
 batcher_batch_create(const struct batcher_body *body, uint64_t from,
                      uint64_t to, struct batcher_batch **out)
 {
   struct batcher_batch *b;
-  size_t n, start, end, jlen, t_at, o_at, j_at;
+  size_t n, start, end, jlen;
 
   if(!out)
     return ERR_INVAL;
@@ -327,15 +354,9 @@ batcher_batch_create(const struct batcher_body *body, uint64_t from,
   jlen = end - 1 - start + 2;
   if(n > jlen || jlen > ((size_t)-1) / 4)
     return ERR_INVAL;
-  t_at = align_up(sizeof(*b));
-  o_at = align_up(t_at + n * sizeof(int64_t));
-  j_at = o_at + (n + 1) * sizeof(size_t);
-  b = malloc(j_at + jlen + 1);
+  b = batch_new(n, jlen);
   if(!b)
     return ERR_NOMEM;
-  b->times = (int64_t *)(void *)((char *)b + t_at);
-  b->offsets = (size_t *)(void *)((char *)b + o_at);
-  b->json = (char *)b + j_at;
   b->json[0] = '[';
   memcpy(b->json + 1, body->json + start, jlen - 2);
   b->json[jlen - 1] = ']';
@@ -360,7 +381,6 @@ batcher_batch_alloc(uint64_t count, size_t cap, struct batcher_batch **out,
                     char **json, size_t **offsets, int64_t **times)
 {
   struct batcher_batch *b;
-  size_t t_at, o_at, j_at;
 
   if(!out || !json || !offsets || !times)
     return ERR_INVAL;
@@ -370,18 +390,9 @@ batcher_batch_alloc(uint64_t count, size_t cap, struct batcher_batch **out,
    * below keep the sizes of the three arrays from overflowing. */
   if(!count || cap < 2 || count > cap / 2 || cap > ((size_t)-1) / 4)
     return ERR_INVAL;
-  t_at = align_up(sizeof(*b));
-  o_at = align_up(t_at + (size_t)count * sizeof(int64_t));
-  j_at = o_at + ((size_t)count + 1) * sizeof(size_t);
-  b = malloc(j_at + cap + 1);
+  b = batch_new((size_t)count, cap);
   if(!b)
     return ERR_NOMEM;
-  b->times = (int64_t *)(void *)((char *)b + t_at);
-  b->offsets = (size_t *)(void *)((char *)b + o_at);
-  b->json = (char *)b + j_at;
-  memset(&b->body, 0, sizeof(b->body));
-  /* The capacity is kept in len until the batch is sealed. */
-  b->body.len = cap;
   b->body.count = count;
   *json = b->json;
   *offsets = b->offsets;
@@ -395,7 +406,7 @@ batcher_batch_seal(struct batcher_batch *b, size_t len, uint64_t first)
 {
   uint64_t n;
 
-  if(!b || b->body.json || len > b->body.len || len < 2)
+  if(!b || b->body.json || len > b->cap || len < 2)
     return ERR_INVAL;
   n = b->body.count;
   if(b->json[0] != '[' || b->json[len - 1] != ']' || b->offsets[0] != 1 ||
