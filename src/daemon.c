@@ -988,6 +988,11 @@ start_download(struct job *j)
     j->mem_reserved = (size_t)j->size;
     d->mem_blobs += j->mem_reserved;
     buf_init(&j->mem, (size_t)j->size);
+    /* The listed size is already counted in the budget: take it at once
+       rather than doubling up to it, which copied the blob about once
+       more on its way in. (If that fails, growing may still work.) */
+    if(j->size)
+      (void)buf_reserve(&j->mem, (size_t)j->size);
   }
   else if((j->spool_fd = spool_open(d)) < 0) {
     log_error(MOD, "cannot create a spool file in %s: %s", d->spool_dir,
@@ -1250,10 +1255,6 @@ struct shipment {
   /* The combined body, assembled in place in a batch that the ingestion
      client takes as it is (ingest_submit_batch): no copy on the loop. */
   struct batcher_batch *batch;  /* owned until submitted */
-  char *json;                   /* into batch */
-  size_t len;
-  size_t *offsets;              /* into batch, count + 1 */
-  int64_t *times;               /* into batch, count */
   int rc;
   /* Dead-letter work for records the API rejected. */
   struct deadletter_entry *dead;  /* owned array, strings owned */
@@ -1277,9 +1278,11 @@ shipment_free(struct shipment *s)
 }
 
 /*
- * Reads every segment's body back from its blob's spool and lays the
- * records out as one body (pool thread). The jobs' body tables are
- * complete and immutable while they ship, so reading them here is safe.
+ * Lays the records of every segment's body out as one body, in a batch
+ * the ingestion client will take (pool thread). A body comes from memory
+ * or is read back from its blob's body spool. The jobs' body tables do not
+ * grow or move while they ship, and each body belongs to the one shipment
+ * that took it, which also frees its memory copy: so this is safe here.
  */
 static void
 prepare_work(uv_work_t *w)
@@ -1288,14 +1291,17 @@ prepare_work(uv_work_t *w)
   struct daemon *d = s->d;
   size_t cap = 2, pos = 1;
   uint64_t k = 0;
+  char *json;                   /* these three point into s->batch */
+  size_t *offsets;
+  int64_t *times;
 
   for(size_t i = 0; i < s->nseg; i++)
     cap += s->seg[i].j->bodies[s->seg[i].index].len;
-  s->rc = batcher_batch_alloc(s->count, cap, &s->batch, &s->json,
-                              &s->offsets, &s->times);
+  s->rc = batcher_batch_alloc(s->count, cap, &s->batch, &json, &offsets,
+                              &times);
   if(s->rc)
     return;
-  s->json[0] = '[';
+  json[0] = '[';
   for(size_t i = 0; i < s->nseg && !s->rc; i++) {
     const struct job *j = s->seg[i].j;
     struct body_ref *r = &j->bodies[s->seg[i].index];
@@ -1311,20 +1317,20 @@ prepare_work(uv_work_t *w)
        commas, are bytes 1 .. len-2; the comma before the next segment's
        records replaces its "]". */
     if(r->mem) {
-      memcpy(s->times + k, r->mem + offs, tsz);
-      memcpy(s->json + pos, r->mem + offs + tsz + 1, r->len - 2);
+      memcpy(times + k, r->mem + offs, tsz);
+      memcpy(json + pos, r->mem + offs + tsz + 1, r->len - 2);
     }
     else {
-      s->rc = fsio_pread_all(j->body_fd, s->json + pos, r->len - 2,
+      s->rc = fsio_pread_all(j->body_fd, json + pos, r->len - 2,
                              r->off + 1);
       if(!s->rc)
         s->rc = fsio_pread_all(j->body_fd, o, offs, r->off + r->len);
       if(!s->rc)
-        s->rc = fsio_pread_all(j->body_fd, s->times + k, tsz,
+        s->rc = fsio_pread_all(j->body_fd, times + k, tsz,
                                r->off + r->len + offs);
     }
     for(uint64_t x = 0; !s->rc && x < r->count; x++)
-      s->offsets[k + x] = pos + (o[x] - 1);
+      offsets[k + x] = pos + (o[x] - 1);
     if(r->mem)
       /* Copied once: a retry uses the client's copy, and a failure drops
          the blob, which is found again on a later poll. */
@@ -1333,15 +1339,14 @@ prepare_work(uv_work_t *w)
       free(o);
     pos += r->len - 2;
     k += r->count;
-    s->json[pos++] = i + 1 < s->nseg ? ',' : ']';
+    json[pos++] = i + 1 < s->nseg ? ',' : ']';
   }
   if(s->rc)
     return;
-  s->len = pos;
-  s->offsets[s->count] = pos;
+  offsets[s->count] = pos;
   s->rc = batcher_batch_seal(s->batch, pos, 0);
   if(!s->rc && d->fsink)
-    s->rc = filesink_write(d->fsink, s->json, s->offsets, s->count);
+    s->rc = filesink_write(d->fsink, json, offsets, s->count);
 }
 
 static void body_finished(struct job *j, uint64_t acked, uint64_t dead,
@@ -1503,9 +1508,6 @@ prepare_done(uv_work_t *w, int status)
   }
   /* The client took the body; s stays for the result. */
   s->batch = NULL;
-  s->json = NULL;
-  s->offsets = NULL;
-  s->times = NULL;
 }
 
 static void
@@ -1953,11 +1955,6 @@ spool_write(void *ud, const void *data, size_t len)
   struct job *j = ud;
 
   if(j->in_mem) {
-    /* The listed size is known and already counted in the budget: take it
-       at once rather than doubling up to it, which copied the blob about
-       once more on its way in. (If that fails, growing may still work.) */
-    if(!j->mem.cap && j->mem.max)
-      (void)buf_reserve(&j->mem, j->mem.max);
     /* More bytes than listed: the blob changed since the listing. */
     if(buf_append(&j->mem, data, len) != 0)
       return ERR_CHANGED;
