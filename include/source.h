@@ -60,6 +60,16 @@ int source_open_buffer(const void *data, size_t len, uint64_t max_bytes,
                        struct source **out);
 
 /*
+ * Like source_open_buffer, for data followed by TRANSFORM_PAD readable zero
+ * bytes (data[len] up to data[len + TRANSFORM_PAD - 1]). When the report is
+ * not gzip-compressed and within max_bytes, the source also offers it for
+ * scanning in place (transform_source.data), so the transform reads it
+ * without copying it. data is borrowed and must not change while in use.
+ */
+int source_open_padded(const void *data, size_t len, uint64_t max_bytes,
+                       struct source **out);
+
+/*
  * A source over the file at path (borrowed), gunzipped if it starts with the
  * gzip magic bytes, delivering at most max_bytes (0: no cap). Returns
  * ERR_NOTFOUND if the file does not exist, ERR_IO if it cannot be opened.

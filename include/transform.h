@@ -88,14 +88,28 @@
 #define TRANSFORM_DEFAULT_MAX_FIELD 65536
 
 /*
+ * The slack a source's in-place view (transform_source.data) must have: the
+ * scanner's SIMD loops load up to this many bytes from the end on.
+ */
+#define TRANSFORM_PAD 64
+
+/*
  * A re-readable byte source. read() fills up to n bytes and returns how many
  * (0 at the end) or a negative ERR_* code; rewind() starts again from the
  * first byte. Sources are provided by source.h (memory, file, gzip).
+ *
+ * data, when not NULL, is the whole input already in memory, scanned in
+ * place instead of being copied through read() into the scanner's window:
+ * len bytes of input, then TRANSFORM_PAD bytes that are readable and zero.
+ * It is borrowed and must stay unchanged while a transform uses the source.
+ * read() and rewind() must still work (they serve the same bytes).
  */
 struct transform_source {
   ssize_t (*read)(void *ud, void *buf, size_t n);
   int (*rewind)(void *ud);
   void *ud;
+  const unsigned char *data;
+  size_t len;
 };
 
 struct transform_opts {

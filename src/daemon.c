@@ -987,12 +987,15 @@ start_download(struct job *j)
     j->in_mem = 1;
     j->mem_reserved = (size_t)j->size;
     d->mem_blobs += j->mem_reserved;
-    buf_init(&j->mem, (size_t)j->size);
+    /* TRANSFORM_PAD more than listed: the zero slack after the blob that
+       lets the transform scan it in place (spool_write keeps the blob
+       itself to its listed size). */
+    buf_init(&j->mem, (size_t)j->size + TRANSFORM_PAD);
     /* The listed size is already counted in the budget: take it at once
        rather than doubling up to it, which copied the blob about once
        more on its way in. (If that fails, growing may still work.) */
     if(j->size)
-      (void)buf_reserve(&j->mem, (size_t)j->size);
+      (void)buf_reserve(&j->mem, (size_t)j->size + TRANSFORM_PAD);
   }
   else if((j->spool_fd = spool_open(d)) < 0) {
     log_error(MOD, "cannot create a spool file in %s: %s", d->spool_dir,
@@ -1136,7 +1139,15 @@ transform_work(uv_work_t *w)
   }
   rc = batcher_create((size_t)d->cfg->destination.max_request_bytes, on_body,
                       on_reject, &t, &t.batcher);
-  if(!rc && j->in_mem)
+  if(!rc && j->in_mem && j->mem.len &&
+     buf_reserve(&j->mem, TRANSFORM_PAD) == 0) {
+    /* Zero slack after the blob (reserved at the download's start): the
+       transform scans the blob where it is instead of copying it. */
+    memset(j->mem.data + j->mem.len, 0, TRANSFORM_PAD);
+    rc = source_open_padded(j->mem.data, j->mem.len,
+                            d->cfg->source.max_blob_bytes, &src);
+  }
+  else if(!rc && j->in_mem)
     rc = source_open_buffer(j->mem.data ? j->mem.data : "", j->mem.len,
                             d->cfg->source.max_blob_bytes, &src);
   else if(!rc)
@@ -1956,7 +1967,7 @@ spool_write(void *ud, const void *data, size_t len)
 
   if(j->in_mem) {
     /* More bytes than listed: the blob changed since the listing. */
-    if(buf_append(&j->mem, data, len) != 0)
+    if(len > j->size - j->mem.len || buf_append(&j->mem, data, len) != 0)
       return ERR_CHANGED;
     j->spool_bytes += len;
     return 0;

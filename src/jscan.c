@@ -10,6 +10,11 @@
  * load 16 bytes at a time and may read up to 15 bytes past the sentinel,
  * which the slack covers.
  *
+ * A source that holds the whole input in memory with TRANSFORM_PAD zero
+ * bytes after it (transform_source.data) is scanned in place: the "window"
+ * is then the input itself, already at its end, and nothing is copied or
+ * refilled. Its first zero pad byte is the sentinel.
+ *
  * Byte classes come from 256-entry const tables; nothing here is global
  * and mutable, so scanners on different threads never share state.
  */
@@ -27,9 +32,14 @@
 #define JS_WIN (64 * 1024)
 #define JS_PAD 64
 
+_Static_assert(JS_PAD <= TRANSFORM_PAD,
+               "an in-place input must have the slack of the window");
+
 struct jscan {
   const struct transform_source *src; /* borrowed */
-  unsigned char *buf;        /* JS_WIN + JS_PAD bytes, owned */
+  const unsigned char *buf;  /* win, or the input itself when direct */
+  unsigned char *win;        /* JS_WIN + JS_PAD bytes, owned; NULL if direct */
+  int direct;                /* scanning src->data in place */
   const unsigned char *p;    /* the next unread byte */
   const unsigned char *e;    /* the end of the valid bytes; *e == 0 */
   uint64_t base;             /* the input offset of buf[0] */
@@ -286,17 +296,22 @@ js_fill(struct jscan *s, const unsigned char *keep, size_t need)
 {
   size_t have = (size_t)(s->e - keep);
 
+  if(s->direct) {
+    /* The whole input is there already: nothing moves, nothing more. */
+    s->p = keep;
+    return (ssize_t)have;
+  }
   if(keep != s->buf) {
-    memmove(s->buf, keep, have);
+    memmove(s->win, keep, have);
     s->base += (uint64_t)(keep - s->buf);
   }
   s->p = s->buf;
   while(have < need && !s->eof) {
-    ssize_t n = s->src->read(s->src->ud, s->buf + have, JS_WIN - have);
+    ssize_t n = s->src->read(s->src->ud, s->win + have, JS_WIN - have);
 
     if(n < 0) {
       s->e = s->buf + have;
-      s->buf[have] = 0;
+      s->win[have] = 0;
       s->msg = n == ERR_PARSE ? "corrupt compressed input"
                : n == ERR_TOOBIG ? "input larger than the size limit"
                : "read error";
@@ -306,7 +321,7 @@ js_fill(struct jscan *s, const unsigned char *keep, size_t need)
     if((size_t)n > JS_WIN - have) {
       /* A source that returns more than asked for is broken. */
       s->e = s->buf + have;
-      s->buf[have] = 0;
+      s->win[have] = 0;
       s->msg = "read error";
       s->msgoff = js_off(s, s->e);
       return ERR_IO;
@@ -316,7 +331,7 @@ js_fill(struct jscan *s, const unsigned char *keep, size_t need)
     have += (size_t)n;
   }
   s->e = s->buf + have;
-  s->buf[have] = 0;
+  s->win[have] = 0;
   return (ssize_t)have;
 }
 
@@ -331,14 +346,23 @@ jscan_create(const struct transform_source *src, struct jscan **out)
   s = calloc(1, sizeof(*s));
   if(!s)
     return ERR_NOMEM;
+  s->src = src;
+  if(src->data) {
+    s->direct = 1;
+    s->buf = src->data;
+    s->p = s->buf;
+    s->e = s->buf + src->len;
+    s->eof = 1;
+    *out = s;
+    return 0;
+  }
   /* Zeroed so that SIMD loads past the sentinel read defined bytes. */
-  s->buf = calloc(1, JS_WIN + JS_PAD);
-  if(!s->buf) {
+  s->win = calloc(1, JS_WIN + JS_PAD);
+  if(!s->win) {
     free(s);
     return ERR_NOMEM;
   }
-  s->src = src;
-  s->p = s->e = s->buf;
+  s->p = s->e = s->buf = s->win;
   *out = s;
   return 0;
 }
@@ -348,21 +372,26 @@ jscan_destroy(struct jscan *s)
 {
   if(!s)
     return;
-  free(s->buf);
+  free(s->win);
   free(s);
 }
 
 int
 jscan_rewind(struct jscan *s)
 {
-  int rc = s->src->rewind(s->src->ud);
+  int rc;
 
-  s->base = 0;
-  s->p = s->e = s->buf;
-  s->buf[0] = 0;
-  s->eof = 0;
   s->msg = NULL;
   s->msgoff = 0;
+  if(s->direct) {
+    s->p = s->buf;
+    return 0;
+  }
+  rc = s->src->rewind(s->src->ud);
+  s->base = 0;
+  s->p = s->e = s->buf;
+  s->win[0] = 0;
+  s->eof = 0;
   if(rc < 0) {
     s->msg = "read error";
     return rc;
@@ -2012,11 +2041,28 @@ jscan_locate(struct jscan *s, uint64_t offset, uint64_t *line,
 
   *line = 0;
   *column = 0;
+  if(s->direct) {
+    const unsigned char *q = s->buf;
+    const unsigned char *end = s->buf + (offset < (uint64_t)(s->e - s->buf)
+                                         ? (size_t)offset
+                                         : (size_t)(s->e - s->buf));
+
+    while((q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+      lines++;
+      last = (uint64_t)(q - s->buf);
+      seen = 1;
+      q++;
+    }
+    *line = lines + 1;
+    *column = seen ? offset - last : offset + 1;
+    s->p = s->buf;
+    return;
+  }
   if(s->src->rewind(s->src->ud) < 0)
     goto out;
   while(pos < offset) {
     uint64_t want = offset - pos;
-    ssize_t n = s->src->read(s->src->ud, s->buf,
+    ssize_t n = s->src->read(s->src->ud, s->win,
                              want < JS_WIN ? (size_t)want : JS_WIN);
     const unsigned char *q, *end;
 
@@ -2039,6 +2085,6 @@ out:
   s->src->rewind(s->src->ud);
   s->base = 0;
   s->p = s->e = s->buf;
-  s->buf[0] = 0;
+  s->win[0] = 0;
   s->eof = 0;
 }

@@ -195,6 +195,22 @@ source_open_buffer(const void *data, size_t len, uint64_t max_bytes,
 }
 
 int
+source_open_padded(const void *data, size_t len, uint64_t max_bytes,
+                   struct source **out)
+{
+  int rc = source_open_buffer(data, len, max_bytes, out);
+
+  /* Over the cap, reading stops with ERR_TOOBIG where the cap is crossed,
+     as for any source; only a report within it is offered whole. */
+  if(!rc && (*out)->kind == SOURCE_MEMORY && len &&
+     (!max_bytes || len <= max_bytes)) {
+    (*out)->ts.data = data;
+    (*out)->ts.len = len;
+  }
+  return rc;
+}
+
+int
 source_open_fd(int fd, int own, uint64_t max_bytes, struct source **out)
 {
   struct source *s = NULL;

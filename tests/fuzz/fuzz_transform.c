@@ -10,6 +10,9 @@
  *     JSON values to jansson too, and a grammar error we report must be one
  *     to jansson (structural rejections such as "no tc_report array" or
  *     "nesting too deep" are our rules, not grammar, and are not compared);
+ *   - scanning in place agrees with scanning through the window: the same
+ *     input from a padded copy (source_open_padded, the daemon's way for a
+ *     blob in memory) gives the same result, records and error location;
  *   - the two copiers agree: the same value placed in a task-level column
  *     (copied while validating) and in an entry-level column (copied by the
  *     block copier of the emit pass) comes out identical after shrinking.
@@ -23,6 +26,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "source.h"
 #include "transform.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -40,6 +44,7 @@ jansson_limit(const char *text)
 
 struct fz {
   size_t n;
+  uint64_t h;   /* FNV-1a over every record's bytes */
   size_t bound;
   json_t *last; /* the last record, parsed */
 };
@@ -54,6 +59,9 @@ fz_emit(void *ud, const struct transform_record *r)
 
   if(r->len > f->bound)
     abort();
+  for(size_t i = 0; i < r->len; i++)
+    f->h = (f->h ^ (unsigned char)r->json[i]) * UINT64_C(1099511628211);
+  f->h = (f->h ^ 0x0a) * UINT64_C(1099511628211);
   /* Duplicate keys may be inside dynamic values: they are copied as is. */
   rec = json_loadb(r->json, r->len, JSON_ALLOW_NUL, &je);
   if(!rec && jansson_limit(je.text)) {
@@ -176,6 +184,42 @@ cross_copiers(const uint8_t *data, size_t size, size_t maxf)
   free(doc);
 }
 
+/*
+ * The same input scanned in place from a copy that ends at its padding (so
+ * that ASan catches a read past it): same rc, records and error.
+ */
+static void
+in_place(const uint8_t *data, size_t size, const struct transform_opts *o,
+         int rc, const struct fz *f, const struct transform_error *e)
+{
+  unsigned char *copy = malloc(size + TRANSFORM_PAD);
+  struct transform_error e2;
+  struct source *src = NULL;
+  struct fz f2;
+  int rc2;
+
+  if(!copy)
+    abort();
+  if(size)
+    memcpy(copy, data, size);
+  memset(copy + size, 0, TRANSFORM_PAD);
+  memset(&f2, 0, sizeof(f2));
+  memset(&e2, 0, sizeof(e2));
+  f2.bound = f->bound;
+  if(source_open_padded(copy, size, o->max_input_bytes, &src) != 0)
+    abort();
+  rc2 = transform_run(source_transform(src), o, fz_emit, &f2, NULL, &e2);
+  source_destroy(src);
+  json_decref(f2.last);
+  if(rc2 != rc || f2.n != f->n || f2.h != f->h)
+    abort();
+  if(rc == ERR_PARSE &&
+     (strcmp(e2.text, e->text) || e2.offset != e->offset ||
+      e2.line != e->line || e2.column != e->column))
+    abort();
+  free(copy);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -198,6 +242,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   f.bound = 17 * (maxf + 40) + 64;
   rc = transform_buffer(data, size, &o, fz_emit, &f, NULL, &e);
   json_decref(f.last);
+  in_place(data, size, &o, rc, &f, &e);
   if(rc != 0 && f.n != 0)
     abort(); /* all or nothing */
   if(rc != 0 && rc != ERR_PARSE && rc != ERR_TOOBIG)

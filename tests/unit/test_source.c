@@ -323,6 +323,64 @@ test_cap_on_delivered_bytes(void **state)
   free(t);
 }
 
+/*
+ * A padded buffer is offered for scanning in place only when the bytes
+ * themselves are the report: not gzip (they must be inflated), not over the
+ * cap (reading must stop at it), not empty. Reading still serves it.
+ */
+static void
+test_padded_buffer_offered_in_place(void **state)
+{
+  char *t = text(5000), *got;
+  unsigned char *z, *pz;
+  char *pt = malloc(5000 + TRANSFORM_PAD);
+  size_t zn;
+  struct source *s;
+
+  (void)state;
+  assert_non_null(pt);
+  memcpy(pt, t, 5000);
+  memset(pt + 5000, 0, TRANSFORM_PAD);
+  assert_int_equal(source_open_padded(pt, 5000, 0, &s), 0);
+  assert_ptr_equal(source_transform(s)->data, pt);
+  assert_int_equal(source_transform(s)->len, 5000);
+  assert_int_equal(slurp(s, 1000, &got), 5000);
+  assert_memory_equal(got, t, 5000);
+  free(got);
+  source_destroy(s);
+  assert_int_equal(source_open_padded(pt, 5000, 5000, &s), 0);
+  assert_ptr_equal(source_transform(s)->data, pt);
+  source_destroy(s);
+  assert_int_equal(source_open_padded(pt, 5000, 4999, &s), 0);
+  assert_null(source_transform(s)->data);
+  assert_int_equal(slurp(s, 1000, &got), ERR_TOOBIG);
+  source_destroy(s);
+  assert_int_equal(source_open_padded(pt, 0, 0, &s), 0);
+  assert_null(source_transform(s)->data);
+  source_destroy(s);
+  /* The copying constructor never offers its bytes. */
+  assert_int_equal(source_open_buffer(pt, 5000, 0, &s), 0);
+  assert_null(source_transform(s)->data);
+  source_destroy(s);
+
+  zn = gz(t, 5000, &z);
+  pz = malloc(zn + TRANSFORM_PAD);
+  assert_non_null(pz);
+  memcpy(pz, z, zn);
+  memset(pz + zn, 0, TRANSFORM_PAD);
+  assert_int_equal(source_open_padded(pz, zn, 0, &s), 0);
+  assert_true(source_is_gzip(s));
+  assert_null(source_transform(s)->data);
+  assert_int_equal(slurp(s, 1000, &got), 5000);
+  assert_memory_equal(got, t, 5000);
+  free(got);
+  source_destroy(s);
+  free(pz);
+  free(z);
+  free(pt);
+  free(t);
+}
+
 static void
 test_short_inputs_are_not_gzip(void **state)
 {
@@ -370,6 +428,7 @@ main(void)
     cmocka_unit_test(test_gzip_concatenated_members),
     cmocka_unit_test(test_gzip_truncated_corrupt_and_trailing_garbage),
     cmocka_unit_test(test_cap_on_delivered_bytes),
+    cmocka_unit_test(test_padded_buffer_offered_in_place),
     cmocka_unit_test(test_short_inputs_are_not_gzip),
     cmocka_unit_test(test_invalid_arguments),
   };

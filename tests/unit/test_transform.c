@@ -148,12 +148,74 @@ opts_default(void)
   return o;
 }
 
+/*
+ * Transforms in again, scanned in place from a padded copy (the daemon's
+ * way for a blob held in memory), and checks that the outcome is the one
+ * the copying source gave: rc, every record byte, the stats and the error
+ * with its location. The copy ends exactly at its TRANSFORM_PAD bytes of
+ * slack, so a read past them is a fault under ASan and valgrind.
+ */
+static void
+check_in_place(const char *in, size_t len, const struct transform_opts *o,
+               const struct got *g, int rc, const struct transform_stats *st,
+               const struct transform_error *e)
+{
+  unsigned char *copy = malloc(len + TRANSFORM_PAD);
+  struct transform_stats st2;
+  struct transform_error e2;
+  struct source *src = NULL;
+  struct got g2;
+  int rc2, gz = len >= 2 && (unsigned char)in[0] == 0x1f &&
+                (unsigned char)in[1] == 0x8b;
+  uint64_t max = o ? o->max_input_bytes : 0;
+
+  assert_non_null(copy);
+  if(len)
+    memcpy(copy, in, len);
+  memset(copy + len, 0, TRANSFORM_PAD);
+  memset(&st2, 0, sizeof(st2));
+  memset(&e2, 0, sizeof(e2));
+  got_init(&g2);
+  g2.max_len = g->max_len;
+  g2.stop_at = g->stop_at;
+  assert_int_equal(source_open_padded(copy, len, max, &src), 0);
+  /* Offered in place exactly when it can be: plain JSON within the cap. */
+  if(!gz && len && (!max || len <= max))
+    assert_ptr_equal(source_transform(src)->data, copy);
+  else
+    assert_null(source_transform(src)->data);
+  rc2 = transform_run(source_transform(src), o, collect, &g2, &st2, &e2);
+  source_destroy(src);
+  assert_int_equal(rc2, rc);
+  assert_int_equal(g2.n, g->n);
+  assert_int_equal(g2.raw.len, g->raw.len);
+  if(g->raw.len)
+    assert_memory_equal(g2.raw.data, g->raw.data, g->raw.len);
+  assert_memory_equal(&st2, st, sizeof(st2));
+  assert_string_equal(e2.text, e->text);
+  assert_int_equal(e2.offset, e->offset);
+  assert_int_equal(e2.line, e->line);
+  assert_int_equal(e2.column, e->column);
+  got_free(&g2);
+  free(copy);
+}
+
+/* Every run is checked both ways: copied through the window and in place. */
 static int
 run_len(const char *in, size_t len, const struct transform_opts *o,
         struct got *g, struct transform_stats *st,
         struct transform_error *e)
 {
-  return transform_buffer(in, len, o, collect, g, st, e);
+  struct transform_stats st1;
+  struct transform_error e1;
+  int rc = transform_buffer(in, len, o, collect, g, &st1, &e1);
+
+  check_in_place(in, len, o, g, rc, &st1, &e1);
+  if(st)
+    *st = st1;
+  if(e)
+    *e = e1;
+  return rc;
 }
 
 /* Transforms in (a string) with the default options into g. */
@@ -1617,7 +1679,7 @@ static void
 test_memory_bounded_50mb_generated_report(void **state)
 {
   struct gen_src g;
-  struct transform_source src = { gen_read, gen_rewind, &g };
+  struct transform_source src = { gen_read, gen_rewind, &g, NULL, 0 };
   struct transform_opts o = opts_default();
   struct transform_stats st;
   struct transform_error e;
@@ -1712,6 +1774,91 @@ flip_rewind(void *ud)
   return 0;
 }
 
+/*
+ * A report several windows long, broken at places past the first window
+ * and at its very end: scanned in place, with no window to refill, every
+ * error must still be the copying scanner's, at the same offset, line and
+ * column (run_len compares the two), and at the byte that was broken.
+ */
+static void
+test_in_place_errors_past_the_window(void **state)
+{
+  static const struct {
+    size_t at;          /* where to break it (0: do not) */
+    const char *bytes;  /* what goes there */
+    const char *msg;
+  } cases[] = {
+    { 0, NULL, NULL },
+    { 70000, "\x01", "control character in string" },
+    { 140000, "\xff", "invalid UTF-8 in string" },
+    { 200000, "\\q", "invalid escape in string" },
+    { 260000, "", "control character in string" }, /* a NUL byte */
+  };
+  struct buf in;
+  struct got g;
+  struct transform_error e;
+  struct transform_opts o = opts_default();
+  size_t n = 0;
+
+  (void)state;
+  buf_init(&in, (size_t)1 << 20);
+  assert_int_equal(buf_puts(&in, "{\"tc_report\":["), 0);
+  while(in.len < 300000) {
+    assert_int_equal(buf_printf(&in, "%s{\"index\":%zu,\"info\":{\"file\":"
+                                "{\"file_name\":\"f%zu.bin\",\"size\":%zu}},"
+                                "\"story\":\"%s\"}", n ? "," : "", n, n,
+                                n * 7,
+                                "lorem ipsum dolor sit amet consectetur "
+                                "adipiscing elit sed do eiusmod tempor"), 0);
+    n++;
+  }
+  assert_int_equal(buf_puts(&in, "],\"task_id\":7}"), 0);
+  for(size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char *doc = malloc(in.len + 1);
+    size_t pos = 0;
+    int rc;
+
+    assert_non_null(doc);
+    memcpy(doc, in.data, in.len + 1);
+    if(cases[i].bytes) {
+      /* Inside the next story string from cases[i].at on. */
+      const char *q = strstr(doc + cases[i].at, "lorem ipsum");
+
+      assert_non_null(q);
+      pos = (size_t)(q - doc) + 6;
+      if(cases[i].bytes[0])
+        memcpy(doc + pos, cases[i].bytes, strlen(cases[i].bytes));
+      else
+        doc[pos] = 0;
+    }
+    got_init(&g);
+    rc = run_len(doc, in.len, &o, &g, NULL, &e);
+    if(!cases[i].bytes) {
+      assert_int_equal(rc, 0);
+      assert_int_equal(g.n, n);
+    }
+    else {
+      assert_int_equal(rc, ERR_PARSE);
+      assert_string_equal(e.text, cases[i].msg);
+      assert_int_equal(e.offset, pos);
+      assert_int_equal(e.line, 1);
+      assert_int_equal(e.column, pos + 1);
+      assert_int_equal(g.n, 0);
+    }
+    got_free(&g);
+    /* Cut short, anywhere in the last window, down to one byte. */
+    for(size_t cut = in.len - 1; cut + 70000 > in.len; cut -= 9973) {
+      got_init(&g);
+      rc = run_len(doc, cut, &o, &g, NULL, &e);
+      assert_int_equal(rc, ERR_PARSE);
+      assert_int_equal(g.n, 0);
+      got_free(&g);
+    }
+    free(doc);
+  }
+  buf_free(&in);
+}
+
 static void
 test_input_changed_between_passes(void **state)
 {
@@ -1727,7 +1874,7 @@ test_input_changed_between_passes(void **state)
   (void)state;
   for(size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
     struct flip_src f = { "{\"tc_report\":[{},{},{}]}", later[i], 0, 0 };
-    struct transform_source src = { flip_read, flip_rewind, &f };
+    struct transform_source src = { flip_read, flip_rewind, &f, NULL, 0 };
     struct transform_opts o = opts_default();
     struct transform_error e;
     struct got g;
@@ -1914,6 +2061,7 @@ main(void)
     cmocka_unit_test(test_corrupt_gzip_and_size_cap),
     cmocka_unit_test(test_memory_bounded_50mb_generated_report),
     cmocka_unit_test(test_many_tasks_are_emitted_in_groups),
+    cmocka_unit_test(test_in_place_errors_past_the_window),
     cmocka_unit_test(test_input_changed_between_passes),
     cmocka_unit_test(test_concurrent_transforms_are_independent),
     cmocka_unit_test(test_cli_output_errors_and_status),
