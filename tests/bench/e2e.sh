@@ -261,7 +261,7 @@ run_daemon() {
   local want=$8 bytes=$9 wantrec=${10} limit=${11} grace=${12:-1h}
   local state="$work/state-$label" cfg="$work/$label-$mode.yaml"
   local metric_name=spectra_sentinel_blobs_processed_total
-  local mport t0 t1 n= rc=0 records entries user sys rss
+  local mport t0 t1 n= rc=0 records entries user sys rss minflt
   local req=0 reqbytes=0 r413=0 ok=1 note=
   if [ "$mode" = process ]; then
     rm -rf "$state"
@@ -274,7 +274,7 @@ run_daemon() {
   daemon_cfg "$cfg" "$container" "$prefix" "$comp" "$dest" "$state" \
     "$grace" "$mport"
   t0=$(date +%s.%N)
-  /usr/bin/time -f '%U %S %M' -o "$work/time.txt" "$BIN" run -c "$cfg" \
+  /usr/bin/time -f '%U %S %M %R' -o "$work/time.txt" "$BIN" run -c "$cfg" \
     >"$work/daemon.log" 2>&1 &
   DAEMON_PID=$!
   for _ in $(seq $((limit * 10))); do
@@ -292,8 +292,8 @@ run_daemon() {
   entries=$({ "$BIN" state -c "$cfg" 2>/dev/null || true; } |
             sed -n 's/^in the grace window *\([0-9]*\) done.*/\1/p')
   # The last line: /usr/bin/time puts a note first when the process died.
-  read -r user sys rss < <(tail -n1 "$work/time.txt") ||
-    { user=0; sys=0; rss=0; }
+  read -r user sys rss minflt < <(tail -n1 "$work/time.txt") ||
+    { user=0; sys=0; rss=0; minflt=0; }
   if [ "$dest" = fake ]; then
     read -r req reqbytes r413 < <(fake_requests)
     fake_down
@@ -315,7 +315,7 @@ run_daemon() {
   LAST_OK=$ok
   record scenario="$scen" label="$label" tool=daemon compression="$comp" \
     mode="$mode" blobs="$want" bytes="$bytes" records="${records:-0}" \
-    user="$user" sys="$sys" rss_kb="$rss" \
+    user="$user" sys="$sys" rss_kb="$rss" minflt="${minflt:-0}" \
     wall="$("$PY" -c "print(round($t1 - $t0, 3))")" requests="$req" \
     request_bytes="$reqbytes" r413="$r413" entries="${entries:-0}" \
     grace="$grace" ok="$ok" done="${n:-0}" note="$note"
@@ -326,9 +326,9 @@ run_daemon() {
 #   The SDK peer over the container, once, with a fresh fake.
 run_peer() {
   local scen=$1 label=$2 container=$3 prefix=$4 comp=$5 want=$6 bytes=$7
-  local wantrec=$8 line user sys rss req reqbytes r413 kv ok=1
+  local wantrec=$8 line user sys rss minflt req reqbytes r413 kv ok=1
   fake_up
-  if ! line=$(/usr/bin/time -f '%U %S %M' -o "$work/time.txt" \
+  if ! line=$(/usr/bin/time -f '%U %S %M %R' -o "$work/time.txt" \
               "$PY" tests/bench/peer_sdk.py --conn "$CONN" \
               --container "$container" ${prefix:+--prefix "$prefix"} \
               --endpoint "http://127.0.0.1:$FAKE_PORT" \
@@ -341,7 +341,7 @@ run_peer() {
     fake_down
     return
   fi
-  read -r user sys rss < <(tail -n1 "$work/time.txt")
+  read -r user sys rss minflt < <(tail -n1 "$work/time.txt")
   read -r req reqbytes r413 < <(fake_requests)
   fake_down
   # blobs, records, the loop's wall and CPU from the peer's own line.
@@ -358,7 +358,7 @@ run_peer() {
   # shellcheck disable=SC2086
   record scenario="$scen" label="$label" tool=peer compression="$comp" \
     mode=process bytes="$bytes" user="$user" sys="$sys" rss_kb="$rss" \
-    requests="$req" request_bytes="$reqbytes" r413="$r413" $kv \
+    minflt="${minflt:-0}" requests="$req" request_bytes="$reqbytes" r413="$r413" $kv \
     wall="$(printf '%s\n' "$line" | sed -n 's/.*wall_total=\([0-9.]*\).*/\1/p')" \
     ok="$ok"
   say "   $(tail -n1 "$runs" | "$PY" tests/bench/e2e_summary.py --line)"

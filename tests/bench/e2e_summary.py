@@ -4,7 +4,8 @@
 e2e.sh appends one JSON object per run to bench-out/e2e-runs.jsonl:
 scenario, label, tool (daemon | peer), compression, mode (process |
 repoll), blobs, bytes (report JSON bytes), records, user and sys (CPU
-seconds of the measured process), rss_kb (its peak RSS), wall (seconds
+seconds of the measured process), rss_kb (its peak RSS), minflt (its minor
+page faults), wall (seconds
 from start to the last blob done), requests, request_bytes (uncompressed
 JSON of the requests the fake accepted), r413, entries (checkpoint entries
 in the grace window after the run), ok; the peer adds user_loop and
@@ -60,6 +61,8 @@ def line(r):
     if r.get("bytes") and r.get("mode") != "repoll":
         s += " (%6.1f s/GB)" % per_gb(r)
     s += "  rss %6.1f MB  wall %6.1f s" % (r["rss_kb"] / 1024.0, r["wall"])
+    if r.get("minflt"):
+        s += "  %d page faults" % r["minflt"]
     if r.get("requests"):
         s += "  %d requests, fill %.0f%%" % (
             r["requests"], 100 * fill(r, 1000000))
