@@ -2484,6 +2484,13 @@ reload_reopened(struct daemon *d)
     return;
   }
   log_info(MOD, "reloaded configuration in effect");
+  if(d->next_cfg) {
+    /* Another SIGHUP came while the clients were closing: nothing is in
+       flight yet, so apply that one now. */
+    d->reloading = 1;
+    maybe_drained(d);
+    return;
+  }
   uv_timer_start(&d->poll_timer, on_poll_timer, 0, 0);
 }
 
@@ -2492,6 +2499,12 @@ apply_reload(struct daemon *d)
 {
   struct config *old = d->cfg;
 
+  /* Once per new configuration: while the clients close, callbacks that
+     complete on the way may find the pipeline drained again (ASan caught
+     a second call here setting d->cfg to NULL); a SIGHUP meanwhile leaves
+     its configuration for reload_reopened. */
+  if(d->clients_closing || !d->next_cfg)
+    return;
   /* The pipeline is empty: rebuild every client on the new config. */
   while(d->jobs)
     job_remove(d->jobs);

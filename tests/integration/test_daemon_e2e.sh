@@ -87,6 +87,24 @@ done
 grep -q 'reloaded configuration in effect' "$DAEMON_LOG" || fail "reload not applied"
 kill -0 "$DAEMON_PID" || fail "the daemon died on reload"
 
+# Two SIGHUPs in a row: the second lands while the first drains or while
+# it closes the clients. The last configuration is applied (one that
+# arrives while another waits replaces it) and the daemon keeps running.
+n0=$(grep -c 'reloaded configuration in effect' "$DAEMON_LOG")
+kill -HUP "$DAEMON_PID"
+sleep 0.05
+kill -HUP "$DAEMON_PID"
+for _ in $(seq 50); do
+  [ "$(grep -c 'reloaded configuration in effect' "$DAEMON_LOG")" -gt \
+    "$n0" ] && break
+  sleep 0.2
+done
+sleep 1
+[ "$(grep -c 'reloaded configuration in effect' "$DAEMON_LOG")" -gt "$n0" ] ||
+  fail "two SIGHUPs in a row: no configuration applied"
+kill -0 "$DAEMON_PID" || fail "the daemon died on two SIGHUPs in a row"
+ok "two reloads in a row applied"
+
 daemon_stop 30
 grep -q 'stopped' "$DAEMON_LOG" || fail "no stop message"
 e2e_check --exact || fail "delivery check failed"
