@@ -2098,59 +2098,61 @@ jscan_int(struct jscan *s, unsigned depth, int *has, int64_t *v)
   return 0;
 }
 
+/*
+ * Counts the newlines among the n bytes at b, which sit at input offset
+ * pos: *lines grows by their number, *last becomes the offset of the last.
+ */
+static void
+lines_in(const unsigned char *b, size_t n, uint64_t pos, uint64_t *lines,
+         uint64_t *last)
+{
+  const unsigned char *q = b, *end = b + n;
+
+  for(; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) {
+    (*lines)++;
+    *last = pos + (uint64_t)(q - b);
+  }
+}
+
 void
 jscan_locate(struct jscan *s, uint64_t offset, uint64_t *line,
              uint64_t *column)
 {
   uint64_t pos = 0, lines = 0, last = 0;
-  int seen = 0;
 
   *line = 0;
   *column = 0;
   if(s->direct) {
-    const unsigned char *q = s->buf;
-    const unsigned char *end = s->buf + (offset < (uint64_t)(s->e - s->buf)
-                                         ? (size_t)offset
-                                         : (size_t)(s->e - s->buf));
+    size_t have = (size_t)(s->e - s->buf);
 
-    while((q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
-      lines++;
-      last = (uint64_t)(q - s->buf);
-      seen = 1;
-      q++;
-    }
-    *line = lines + 1;
-    *column = seen ? offset - last : offset + 1;
+    lines_in(s->buf, offset < have ? (size_t)offset : have, 0, &lines,
+             &last);
     s->p = s->buf;
-    return;
   }
-  if(s->src->rewind(s->src->ud) < 0)
-    goto out;
-  while(pos < offset) {
-    uint64_t want = offset - pos;
-    ssize_t n = s->src->read(s->src->ud, s->win,
-                             want < JS_WIN ? (size_t)want : JS_WIN);
-    const unsigned char *q, *end;
+  else {
+    int ok = s->src->rewind(s->src->ud) >= 0;
 
-    if(n < 0)
-      goto out;
-    if(n == 0)
-      break;
-    end = s->buf + n;
-    for(q = s->buf; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) {
-      lines++;
-      last = pos + (uint64_t)(q - s->buf);
-      seen = 1;
+    while(ok && pos < offset) {
+      uint64_t want = offset - pos;
+      ssize_t n = s->src->read(s->src->ud, s->win,
+                               want < JS_WIN ? (size_t)want : JS_WIN);
+
+      if(n <= 0) {
+        ok = n == 0;
+        break;
+      }
+      lines_in(s->buf, (size_t)n, pos, &lines, &last);
+      pos += (uint64_t)n;
     }
-    pos += (uint64_t)n;
+    /* Leave the scanner in a known state; errors from here are moot. */
+    s->src->rewind(s->src->ud);
+    s->base = 0;
+    s->p = s->e = s->buf;
+    s->win[0] = 0;
+    s->eof = 0;
+    if(!ok)
+      return;
   }
   *line = lines + 1;
-  *column = seen ? offset - last : offset + 1;
-out:
-  /* Leave the scanner in a known state; errors from here are moot. */
-  s->src->rewind(s->src->ud);
-  s->base = 0;
-  s->p = s->e = s->buf;
-  s->win[0] = 0;
-  s->eof = 0;
+  *column = lines ? offset - last : offset + 1;
 }
