@@ -45,6 +45,7 @@ struct jscan {
   uint64_t base;             /* the input offset of buf[0] */
   int eof;                   /* the source reported its end */
   int validate;              /* check every byte (the first pass) */
+  int spaced;                /* vskip met whitespace (or the end) */
   const char *msg;           /* the last error's static text, or NULL */
   uint64_t msgoff;           /* and its input offset */
 };
@@ -1310,6 +1311,7 @@ vskip(struct jscan *s, unsigned depth)
   do {                                                                        \
     c = *p;                                                                   \
     if(c <= ' ') {                                                            \
+      s->spaced = 1;                                                          \
       s->p = p;                                                               \
       c = js_peek_slow(s);                                                    \
       p = s->p;                                                               \
@@ -1849,6 +1851,45 @@ cp_value(struct jscan *s, struct buf *o, size_t end, unsigned depth,
   }
 }
 
+/*
+ * jscan_copy of a container in the validating pass over an in-place input:
+ * vskip checks the value and finds its end, at about half the cost per
+ * byte of checking it while copying it token by token (cp_value). A value
+ * that fits and had no whitespace between its tokens is then its own
+ * compact serialization and is copied with one memcpy; one that fits but
+ * was spaced is compacted by bscan, as in the passes that need not check.
+ * Anything else goes back to the start of the value and through cp_value:
+ * a value over max (cp_value decides the shrinking), and an invalid one
+ * (cp_value reports the error exactly as it always has). Only in place,
+ * where the value's bytes stay where they are after vskip.
+ */
+static int
+copy_checked(struct jscan *s, struct buf *o, size_t max, unsigned depth,
+             enum jscan_fit *fit)
+{
+  const unsigned char *from = s->p;
+  const size_t start = o->len;
+  size_t n;
+  int rc;
+
+  s->spaced = 0;
+  rc = vskip(s, depth);
+  n = (size_t)(s->p - from);
+  if(rc == 0 && n <= max) {
+    *fit = JSCAN_FULL;
+    if(!s->spaced) {
+      memcpy(o->data + start, from, n);
+      o->len = start + n;
+      return 0;
+    }
+    s->p = from;
+    return bscan(s, o, start + max + 1);
+  }
+  s->p = from;
+  s->msg = NULL;
+  return cp_value(s, o, start + max, depth, fit);
+}
+
 int
 jscan_copy(struct jscan *s, struct buf *o, size_t max, unsigned depth,
            enum jscan_fit *fit)
@@ -1865,6 +1906,8 @@ jscan_copy(struct jscan *s, struct buf *o, size_t max, unsigned depth,
   }
   if((rc = buf_reserve(o, max + 1)) != 0)
     return rc;
+  if(s->validate && s->direct && (c == '{' || c == '['))
+    return copy_checked(s, o, max, depth, fit);
   if(!s->validate && (c == '{' || c == '[')) {
     /*
      * Input already validated: copy the container in blocks, and shrink

@@ -13,9 +13,11 @@
  *       transforms every file and prints one line of measurements:
  *       tool=transform-MODE files=N bytes=N records=N out_bytes=N
  *       wall=S user=S sys=S
- *       -m buffer (the default) reads each file into memory and calls
- *       transform_buffer, as the daemon does with a downloaded blob;
- *       -m file calls transform_file, which streams from the file.
+ *       -m buffer (the default) reads each file into memory with
+ *       TRANSFORM_PAD zero bytes after it and transforms it in place
+ *       (source_open_padded), as the daemon does with a downloaded blob;
+ *       -m file calls transform_file, which streams from the file through
+ *       the scanner's window.
  *   bench_transform -d FILE
  *       prints the records of one report as NDJSON (the check of the
  *       records against the Python baseline uses this).
@@ -39,6 +41,7 @@
 #include "buf.h"
 #include "err.h"
 #include "bench_common.h"
+#include "source.h"
 #include "transform.h"
 
 struct counts {
@@ -84,6 +87,28 @@ usage(void)
   fputs("usage: bench_transform [-m buffer|file] -l MANIFEST | FILE...\n"
         "       bench_transform -d FILE\n", stderr);
   return 2;
+}
+
+/*
+ * Transforms the report in data (borrowed) in place, as the daemon does:
+ * TRANSFORM_PAD zero bytes after it, then source_open_padded.
+ */
+static int
+transform_padded(struct buf *data, const struct transform_opts *opts,
+                 struct counts *c, struct transform_error *terr)
+{
+  struct source *s = NULL;
+  int rc;
+
+  if((rc = buf_reserve(data, TRANSFORM_PAD)) != 0)
+    return rc;
+  memset(data->data + data->len, 0, TRANSFORM_PAD);
+  memset(terr, 0, sizeof(*terr));
+  if((rc = source_open_padded(data->data, data->len, 0, &s)) != 0)
+    return rc;
+  rc = transform_run(source_transform(s), opts, on_record, c, NULL, terr);
+  source_destroy(s);
+  return rc;
 }
 
 int
@@ -158,8 +183,7 @@ main(int argc, char **argv)
       rc = bench_read_file(in.paths[i], &data);
       bytes += data.len;
       if(!rc)
-        rc = transform_buffer(data.data, data.len, &opts, on_record, &c,
-                              NULL, &terr);
+        rc = transform_padded(&data, &opts, &c, &terr);
     }
     if(rc) {
       report_error(in.paths[i], rc, &terr);
