@@ -36,6 +36,8 @@
 /* The body of a non-2xx response to a streamed request is kept for its
    error document, up to this many bytes. */
 #define HTTP_ERROR_BODY_MAX (1u * 1024u * 1024u)
+/* curl's receive buffer for a streamed body (CURLOPT_BUFFERSIZE). */
+#define HTTP_SINK_READ (256L * 1024)
 
 struct http_sock {
   uv_poll_t poll;
@@ -935,6 +937,14 @@ request_setup(struct http_request *r)
   SET(CURLOPT_HEADERDATA, r);
   SET(CURLOPT_WRITEFUNCTION, on_body);
   SET(CURLOPT_WRITEDATA, r);
+  /* A streamed body (a blob download) is read HTTP_SINK_READ bytes per
+     recv instead of curl's default 16 KiB: on the bench's 101 MB of
+     reports that took recv calls from about 6,500 to 850 and curl's
+     zero-timeout polls from 6,900 to 1,300. The buffer lives as long as
+     the request; the daemon runs at most source.download_concurrency
+     downloads (8 by default: 2 MiB). */
+  if(r->has_sink)
+    SET(CURLOPT_BUFFERSIZE, HTTP_SINK_READ);
   if(e->extra_ca) {
     SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
     SET(CURLOPT_SSL_CTX_DATA, e);
