@@ -1853,8 +1853,10 @@ cp_value(struct jscan *s, struct buf *o, size_t end, unsigned depth,
 
 /*
  * jscan_copy of a container in the validating pass over an in-place input:
- * vskip checks the value and finds its end, at about half the cost per
- * byte of checking it while copying it token by token (cp_value). A value
+ * vskip checks the value and finds its end, at less than half the cost of
+ * checking it while copying it token by token (cp_value): callgrind
+ * counted about 5 instructions per byte skipped by vskip against 12 per
+ * byte captured by cp_value, in the daemon on the bench corpus. A value
  * that fits and had no whitespace between its tokens is then its own
  * compact serialization and is copied with one memcpy; one that fits but
  * was spaced is compacted by bscan, as in the passes that need not check.
