@@ -1853,17 +1853,19 @@ cp_value(struct jscan *s, struct buf *o, size_t end, unsigned depth,
 
 /*
  * jscan_copy of a container in the validating pass over an in-place input:
- * vskip checks the value and finds its end, at less than half the cost of
- * checking it while copying it token by token (cp_value): callgrind
- * counted about 5 instructions per byte skipped by vskip against 12 per
- * byte captured by cp_value, in the daemon on the bench corpus. A value
- * that fits and had no whitespace between its tokens is then its own
- * compact serialization and is copied with one memcpy; one that fits but
- * was spaced is compacted by bscan, as in the passes that need not check.
- * Anything else goes back to the start of the value and through cp_value:
- * a value over max (cp_value decides the shrinking), and an invalid one
- * (cp_value reports the error exactly as it always has). Only in place,
- * where the value's bytes stay where they are after vskip.
+ * vskip checks the value and finds its end, which costs much less than
+ * checking it while copying it token by token (cp_value): on 100 reports
+ * of the bench corpus jscan_copy went from 49.9 M to 20.8 M instructions
+ * (callgrind, bench_transform). A value that fits and had no whitespace
+ * between its tokens is then its own compact serialization and is copied
+ * with one memcpy; one that fits but was spaced is compacted by bscan, as
+ * in the passes that need not check. Anything else goes back to the start
+ * of the value and through cp_value: a value over max (cp_value decides
+ * the shrinking; bscan and shrink_cut cut the same, but cost 138.5 M
+ * instead of 133.5 M instructions on those 100 reports, shrink_cut 5.5 M
+ * against cp_value's 2.3 M), and an invalid one (cp_value reports the
+ * error exactly as it always has). Only in place, where the value's bytes
+ * stay where they are after vskip.
  */
 static int
 copy_checked(struct jscan *s, struct buf *o, size_t max, unsigned depth,
