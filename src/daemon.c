@@ -349,8 +349,8 @@ static void clients_close(struct daemon *d, void (*then)(struct daemon *d));
  * core: with the thresholds alone, 10,000 typical reports peaked at 70 MB
  * (54 MB with the defaults). One arena per core shares what is kept among
  * the pool threads: 52 to 54 MB in two runs, with about 11,000 page
- * faults instead of 200,000. Called before any thread starts. Elsewhere than glibc, the
- * allocator's own policy stands.
+ * faults instead of 200,000. Called before any thread starts. Elsewhere
+ * than glibc, the allocator's own policy stands.
  */
 static void
 malloc_tune(long ncpu)
