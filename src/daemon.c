@@ -278,6 +278,12 @@ struct daemon {
   size_t downloading;
   size_t transforming;
   size_t bodies_busy;
+  /* A shipment ship_pump built but did not send (not full yet), kept for
+     its next call: ship_pump runs after every event, and allocating and
+     zeroing the 14 KB struct each time made pump() 1.6% of the daemon's
+     instructions (callgrind, headline, none: 18.8 M of 1,152 M; 1.8 M
+     with the spare). Owned. */
+  struct shipment *ship_spare;
   size_t max_transforms;
   size_t mem_blobs;             /* bytes of MEM_BLOBS_BUDGET in use */
   int malloc_dirty;             /* blobs done since malloc_idle() last ran */
@@ -1624,6 +1630,26 @@ more_coming(const struct daemon *d)
  * when it is SHIP_FULL_PERCENT full, when no more input is coming, when it
  * has waited SHIP_LINGER_MS, or when the daemon is stopping.
  */
+/*
+ * An empty shipment for ship_pump to fill: the one it kept last time
+ * (whose segment array need not be cleared: only the first nseg entries
+ * are read), else a new one. Returns NULL when out of memory. The caller
+ * owns the result: it sends it or gives it back as d->ship_spare.
+ */
+static struct shipment *
+ship_candidate(struct daemon *d)
+{
+  struct shipment *s = d->ship_spare;
+
+  if(s) {
+    d->ship_spare = NULL;
+    s->nseg = 0;
+    s->count = 0;
+    return s;
+  }
+  return calloc(1, sizeof(*s));
+}
+
 static void
 ship_pump(struct daemon *d)
 {
@@ -1632,7 +1658,7 @@ ship_pump(struct daemon *d)
 
   while(!d->stopping_hard &&
         d->bodies_busy < 2 * (size_t)d->cfg->destination.concurrency) {
-    struct shipment *s = calloc(1, sizeof(*s));
+    struct shipment *s = ship_candidate(d);
     size_t len = 2;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     int full = 0, need_sync = 0;
@@ -1690,7 +1716,7 @@ ship_pump(struct daemon *d)
       }
     }
     if(!s->nseg) {
-      free(s);
+      d->ship_spare = s;
       return;
     }
     if(!full && len * 100 < max * SHIP_FULL_PERCENT &&
@@ -1699,7 +1725,7 @@ ship_pump(struct daemon *d)
       /* Worth waiting a moment for the transforms in progress. */
       if(!uv_is_active((uv_handle_t *)&d->linger_timer))
         uv_timer_start(&d->linger_timer, on_linger, SHIP_LINGER_MS, 0);
-      free(s);
+      d->ship_spare = s;
       return;
     }
     d->linger_expired = 0;
@@ -2698,6 +2724,7 @@ out_noloop:
   checkpoint_destroy(d->ck);
   deadletter_destroy(d->dl);
   free(d->marker);
+  free(d->ship_spare);
   free(d->config_path);
   config_destroy(d->cfg);
   config_destroy(d->next_cfg);
