@@ -50,6 +50,7 @@
 #define TF_MAX_FIELD_LIMIT (16u << 20)     /* max_field_bytes above: INVAL */
 #define TF_TASK_BUDGET ((size_t)8 << 20)   /* task table bytes per group */
 #define TF_CAPTURE_BUDGET ((size_t)2 << 20) /* entry parts kept, one pass */
+#define TF_CAPTURE_INITIAL ((size_t)64 << 10) /* their first allocation */
 #define TF_TIME_MAX INT64_C(253402300799)  /* 9999-12-31T23:59:59Z */
 #define TF_INT_MIN INT64_C(-2147483648)    /* Log Analytics int: 32 bits */
 #define TF_INT_MAX INT64_C(2147483647)
@@ -997,6 +998,11 @@ transform_run(const struct transform_source *src,
   buf_init(&t.rec, 17 * (t.maxf + 64) + 256);
   buf_init(&t.cap, TF_CAPTURE_BUDGET);
   t.cap_on = !(opts && opts->two_pass);
+  /* As the batcher's body: a typical blob's entry parts at once rather
+     than about ten reallocations from nothing (a failure here only means
+     growing later). */
+  if(t.cap_on)
+    (void)buf_reserve(&t.cap, TF_CAPTURE_INITIAL);
   if((rc = jscan_create(src, &t.js)) != 0)
     goto out;
 
