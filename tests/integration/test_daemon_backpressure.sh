@@ -10,8 +10,9 @@
 # more than the 8 MiB body budget). The daemon gets one request slot, and
 # the first ingestion request is held for 8 s. Meanwhile the test
 # samples the daemon's open descriptors: a body spool file is an unlinked
-# file under state/spool, and none may appear. Afterwards every record must
-# arrive exactly once.
+# file under state/spool, and none may appear (every report is under the
+# 4 MiB in-memory download limit, so no blob spool file is expected
+# either). Afterwards every record must arrive exactly once.
 set -u
 source "$TOP/tests/integration/daemon_lib.sh"
 
