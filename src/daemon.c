@@ -1624,13 +1624,6 @@ more_coming(const struct daemon *d)
 }
 
 /*
- * Starts shipments while request slots are free (two per slot: one being
- * compressed while one is sent). A shipment takes the next bodies of the
- * blobs that are shipping, oldest blob first, while they fit; it leaves
- * when it is SHIP_FULL_PERCENT full, when no more input is coming, when it
- * has waited SHIP_LINGER_MS, or when the daemon is stopping.
- */
-/*
  * An empty shipment for ship_pump to fill: the one it kept last time
  * (whose segment array need not be cleared: only the first nseg entries
  * are read), else a new one. Returns NULL when out of memory. The caller
@@ -1650,6 +1643,13 @@ ship_candidate(struct daemon *d)
   return calloc(1, sizeof(*s));
 }
 
+/*
+ * Starts shipments while request slots are free (two per slot: one being
+ * compressed while one is sent). A shipment takes the next bodies of the
+ * blobs that are shipping, oldest blob first, while they fit; it leaves
+ * when it is SHIP_FULL_PERCENT full, when no more input is coming, when it
+ * has waited SHIP_LINGER_MS, or when the daemon is stopping.
+ */
 static void
 ship_pump(struct daemon *d)
 {
