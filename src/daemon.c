@@ -109,7 +109,8 @@
  * of filling spool files that only wait to be read back (61 of the 425
  * blobs of the benchmark corpus did, in a run with gzip). The other half
  * is for the bodies of the jobs already under way, so the spool file is
- * left for a blob whose own records exceed the budget.
+ * left for a blob whose own records exceed the budget (or for several
+ * large ones already under way).
  */
 #define MEM_BLOB_MAX (4u << 20)
 #define MEM_BLOBS_BUDGET (16u << 20)
