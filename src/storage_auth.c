@@ -93,20 +93,22 @@ dup_folded(const char *s)
 }
 
 /*
- * Appends a, then b and c when not NULL, as the string to sign is built
- * (out is the caller's). Plain copies: with buf_printf's format parsing,
- * the string to sign took about 26,000 instructions per request, 9,000
- * without (callgrind).
+ * Appends a, b, c and d in that order, skipping the NULL ones, as the
+ * string to sign is built (out is the caller's). Plain copies: with
+ * buf_printf's format parsing, the string to sign took about 26,000
+ * instructions per request, 9,000 without (callgrind).
  */
 static int
-put3(struct buf *out, const char *a, const char *b, const char *c)
+put4(struct buf *out, const char *a, const char *b, const char *c,
+     const char *d)
 {
-  int rc = buf_puts(out, a);
+  const char *part[4] = { a, b, c, d };
+  int rc = 0;
 
-  if(!rc && b)
-    rc = buf_puts(out, b);
-  if(!rc && c)
-    rc = buf_puts(out, c);
+  for(int i = 0; !rc && i < 4; i++) {
+    if(part[i])
+      rc = buf_puts(out, part[i]);
+  }
   return rc;
 }
 
@@ -138,9 +140,9 @@ sk_canon_headers(const struct storage_header *hdrs, size_t n, struct buf *out)
     qsort(v, nv, sizeof(*v), kv_cmp);
   for(size_t i = 0; i < nv; i++) {
     if(i && !strcmp(v[i].name, v[i - 1].name))
-      rc = put3(out, ",", v[i].value, NULL);
-    else if(!(rc = i ? buf_putc(out, '\n') : 0))
-      rc = put3(out, v[i].name, ":", v[i].value);
+      rc = put4(out, ",", v[i].value, NULL, NULL);
+    else
+      rc = put4(out, i ? "\n" : NULL, v[i].name, ":", v[i].value);
     if(rc)
       goto out;
   }
@@ -164,7 +166,7 @@ sk_canon_resource(const char *account, const char *url, struct buf *out)
   p = strstr(url, "://");
   path = p ? p + 3 + strcspn(p + 3, "/?#") : url;
   q = path + strcspn(path, "?#");
-  rc = put3(out, "/", account, NULL);
+  rc = put4(out, "/", account, NULL, NULL);
   if(!rc)
     rc = q > path ? buf_append(out, path, (size_t)(q - path))
                   : buf_putc(out, '/');
@@ -214,9 +216,9 @@ sk_canon_resource(const char *account, const char *url, struct buf *out)
     qsort(v, nv, sizeof(*v), kv_cmp);
   for(size_t i = 0; i < nv && !rc; i++) {
     if(i && !strcmp(v[i].name, v[i - 1].name))
-      rc = put3(out, ",", v[i].value, NULL);
-    else if(!(rc = buf_putc(out, '\n')))
-      rc = put3(out, v[i].name, ":", v[i].value);
+      rc = put4(out, ",", v[i].value, NULL, NULL);
+    else
+      rc = put4(out, "\n", v[i].name, ":", v[i].value);
   }
 out:
   kv_free(v, nv);
@@ -233,7 +235,7 @@ storage_sk_string_to_sign(const char *account, const char *method,
 
   if(!account || !method || !url)
     return ERR_INVAL;
-  rc = put3(out, method, "\n", NULL);
+  rc = put4(out, method, "\n", NULL, NULL);
   for(size_t i = 0; !rc && i < sizeof(sk_std_headers) /
                                 sizeof(sk_std_headers[0]); i++) {
     const char *v = "";
@@ -244,7 +246,7 @@ storage_sk_string_to_sign(const char *account, const char *method,
     /* Since 2015-02-21 a zero Content-Length is signed as empty. */
     if(!strcasecmp(sk_std_headers[i], "Content-Length") && !strcmp(v, "0"))
       v = "";
-    rc = put3(out, v, "\n", NULL);
+    rc = put4(out, v, "\n", NULL, NULL);
   }
   if(!rc)
     rc = sk_canon_headers(hdrs, n, out);
@@ -357,9 +359,7 @@ storage_sk_authorization(const char *account,
   if(!rc)
     rc = storage_signer_sign(sg, sts.data, sts.len, sig, sizeof(sig));
   if(!rc)
-    rc = put3(out, "SharedKey ", account, NULL);
-  if(!rc)
-    rc = put3(out, ":", sig, NULL);
+    rc = put4(out, "SharedKey ", account, ":", sig);
   buf_free(&sts);
   return rc;
 }
