@@ -129,8 +129,10 @@ batcher_create(size_t max_request_bytes, batcher_body_cb on_body,
   b->ud = ud;
   buf_init(&b->body, max_request_bytes);
   /* Room for a typical blob's records at once (a blob of the benchmark
-     corpus makes 47 KB on average): grown from nothing, the body was
-     reallocated about ten times per blob, copying it about once more. */
+     corpus makes 47 KB on average). Grown from 64 bytes, this body and
+     the transform's capture buffer cost about four more reallocations
+     per blob, each copying what was there (callgrind, headline run:
+     15,348 -> 13,725 reallocations from buf_reserve). */
   (void)buf_reserve(&b->body, max_request_bytes < BATCHER_INITIAL_BODY
                                   ? max_request_bytes : BATCHER_INITIAL_BODY);
   *out = b;

@@ -998,8 +998,8 @@ transform_run(const struct transform_source *src,
   buf_init(&t.rec, 17 * (t.maxf + 64) + 256);
   buf_init(&t.cap, TF_CAPTURE_BUDGET);
   t.cap_on = !(opts && opts->two_pass);
-  /* As the batcher's body: a typical blob's entry parts at once rather
-     than about ten reallocations from nothing (a failure here only means
+  /* As the batcher's body (batcher_create): a typical blob's entry parts
+     at once rather than grown from 64 bytes (a failure here only means
      growing later). */
   if(t.cap_on)
     (void)buf_reserve(&t.cap, TF_CAPTURE_INITIAL);
