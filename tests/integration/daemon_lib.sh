@@ -78,7 +78,7 @@ destination:
   endpoint: http://127.0.0.1:$FAKE
   dcr_immutable_id: dcr-00000000000000000000000000000000
   stream: Custom-SpectraDetectLogs_CL
-  concurrency: 4
+  concurrency: ${E2E_CONCURRENCY:-4}
   timeout: ${E2E_TIMEOUT:-10s}
 credential:
   method: client_secret
