@@ -80,6 +80,7 @@ destination:
   stream: Custom-SpectraDetectLogs_CL
   concurrency: ${E2E_CONCURRENCY:-4}
   timeout: ${E2E_TIMEOUT:-10s}
+  max_request_bytes: ${E2E_MAX_REQUEST:-1000000}
 credential:
   method: client_secret
   tenant_id: tenant-1

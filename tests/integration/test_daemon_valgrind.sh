@@ -14,12 +14,15 @@ source "$TOP/tests/integration/daemon_lib.sh"
 
 e2e_start_peers
 e2e_corpus 40 2 7
+# The fault needs three requests; the records (about 445 KB) fill at least
+# five of 100 KB whatever the timing.
 fake_post "$FAKE" /_fake/faults '[{"role":"ingest","skip":2,"status":503}]'
-E2E_METRICS="127.0.0.1:0" e2e_config
+E2E_MAX_REQUEST=100000 E2E_METRICS="127.0.0.1:0" e2e_config
 DAEMON_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --log-file=$WORK/valgrind.txt" \
   daemon_start
 wait_done "$(expected_blobs)" 180
 wait_records "$(expected_records)" 60
+[ "$(fake_stat "$FAKE" ingest_faults)" = 1 ] || fail "the ingestion fault did not fire"
 daemon_stop 60
 [ -s "$WORK/valgrind.txt" ] && fail "valgrind: $(head -40 "$WORK/valgrind.txt")"
 e2e_check --exact || fail "delivery check failed under valgrind"
