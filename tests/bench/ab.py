@@ -14,15 +14,16 @@ Each `run` call goes to the next binary of AB_BINS in turn, two calls per
 turn (the headline runs gzip, then none); every other call (`state`) goes
 to the first binary. For each run it appends one line to AB_OUT: the
 binary, the call's index, user and system CPU seconds, peak RSS (KB) and
-minor page faults of the daemon, taken from wait4(). e2e.sh's own tables
-then mix the binaries: read --summary instead. The turn counter is
+minor page faults of the daemon, taken from wait4() (rusage.py). e2e.sh's
+own tables then mix the binaries: read --summary instead. The turn counter is
 AB_OUT + ".n"; remove both files before a new comparison.
 """
 import fcntl
 import os
-import signal
 import statistics
 import sys
+
+import rusage
 
 
 def summary(path):
@@ -58,23 +59,14 @@ def main():
         f.truncate()
         f.write(str(n + 1))
     b = bins[(n // 2) % len(bins)]
-    pid = os.fork()
-    if pid == 0:
-        os.execv(b, [b] + sys.argv[1:])
-    # e2e.sh stops the daemon by signalling this process's parent's child:
-    # pass the signal on.
-    signal.signal(signal.SIGTERM, lambda *a: os.kill(pid, signal.SIGTERM))
-    while True:
-        try:
-            _, st, ru = os.wait4(pid, 0)
-            break
-        except InterruptedError:
-            continue
+    # e2e.sh stops the daemon by signalling the child of the process it
+    # started (rusage.py), which is this one: run() passes SIGTERM on.
+    rc, ru = rusage.run([b] + sys.argv[1:])
     with open(out, "a") as f:
         f.write("%s %d %.3f %.3f %d %d\n" % (
             os.path.basename(b), n, ru.ru_utime, ru.ru_stime, ru.ru_maxrss,
             ru.ru_minflt))
-    return os.waitstatus_to_exitcode(st)
+    return rc
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@
 # works (tests/bench/peer_sdk.py: Python 3 with Debian's Azure SDK, one
 # report at a time). Both read from Azurite and send to the strict Logs
 # Ingestion fake (tests/fakes/fake_azure.py), each run with a fresh fake.
-# CPU time (user + sys of the measured process alone, from /usr/bin/time;
-# Azurite and the fake are other processes) is the headline figure: the
-# emulators bound wall time for both.
+# CPU time (user + sys of the measured process alone, from wait4() through
+# tests/bench/rusage.py, to the microsecond; Azurite and the fake are other
+# processes) is the headline figure: the emulators bound wall time for
+# both.
 #
 # Scenarios (every one starts its own Azurite, in memory):
 #   headline  the typical corpus of run.sh (gen_reports.py, >= 100 MB):
@@ -110,7 +111,6 @@ trap cleanup EXIT
 
 # ---- prerequisites -------------------------------------------------------
 [ -x "$BIN" ] || die "$BIN missing (make BUILD=$BUILD first)"
-[ -x /usr/bin/time ] || die "/usr/bin/time missing (Debian package time)"
 [ -x tests/node_modules/.bin/azurite-blob ] ||
   die "tests/node_modules missing (make deps)"
 if [ "$PEER" = 1 ] &&
@@ -274,7 +274,7 @@ run_daemon() {
   daemon_cfg "$cfg" "$container" "$prefix" "$comp" "$dest" "$state" \
     "$grace" "$mport"
   t0=$(date +%s.%N)
-  /usr/bin/time -f '%U %S %M %R' -o "$work/time.txt" "$BIN" run -c "$cfg" \
+  "$PY" tests/bench/rusage.py "$work/time.txt" "$BIN" run -c "$cfg" \
     >"$work/daemon.log" 2>&1 &
   DAEMON_PID=$!
   for _ in $(seq $((limit * 10))); do
@@ -285,13 +285,12 @@ run_daemon() {
   done
   t1=$(date +%s.%N)
   records=$(metric "$mport" spectra_sentinel_records_sent_total)
-  # /usr/bin/time's child is the daemon: SIGTERM it; time reports after.
+  # rusage.py's child is the daemon: SIGTERM it; rusage.py reports after.
   pkill -TERM -P "$DAEMON_PID" 2>/dev/null || true
   wait "$DAEMON_PID" || rc=$?
   DAEMON_PID=
   entries=$({ "$BIN" state -c "$cfg" 2>/dev/null || true; } |
             sed -n 's/^in the grace window *\([0-9]*\) done.*/\1/p')
-  # The last line: /usr/bin/time puts a note first when the process died.
   read -r user sys rss minflt < <(tail -n1 "$work/time.txt") ||
     { user=0; sys=0; rss=0; minflt=0; }
   if [ "$dest" = fake ]; then
@@ -328,7 +327,7 @@ run_peer() {
   local scen=$1 label=$2 container=$3 prefix=$4 comp=$5 want=$6 bytes=$7
   local wantrec=$8 line user sys rss minflt req reqbytes r413 kv ok=1
   fake_up
-  if ! line=$(/usr/bin/time -f '%U %S %M %R' -o "$work/time.txt" \
+  if ! line=$("$PY" tests/bench/rusage.py "$work/time.txt" \
               "$PY" tests/bench/peer_sdk.py --conn "$CONN" \
               --container "$container" ${prefix:+--prefix "$prefix"} \
               --endpoint "http://127.0.0.1:$FAKE_PORT" \
