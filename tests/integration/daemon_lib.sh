@@ -7,6 +7,7 @@
 #   e2e_config [KEY=VALUE...]   write $CFG for the daemon
 #   daemon_start / daemon_stop / daemon_kill9
 #   wait_records N [SECS]       until the fake holds N records
+#   expect_faults ROLE N        all N faults queued for ROLE fired
 #   e2e_check [ARGS]            tests/tools/check_e2e.py on what arrived
 source "$TOP/tests/fakes/lib.sh"
 source "$TOP/tests/tools/azurite.sh"
@@ -159,6 +160,16 @@ wait_done() {
     sleep 0.5
   done
   fail "only ${got:-0} of $n blobs finished in ${secs}s"
+}
+
+# expect_faults ROLE N: all N faults queued for ROLE fired. The fake's
+# faults form a queue per role, each letting its "skip" requests pass after
+# the one before it fired, and it counts a fault when a request takes it;
+# a test that relies on its faults checks that enough requests came.
+expect_faults() {
+  local got
+  got=$(fake_stat "$FAKE" "$1_faults")
+  [ "$got" = "$2" ] || fail "$got of $2 $1 faults fired"
 }
 
 expected_records() {

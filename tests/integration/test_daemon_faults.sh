@@ -11,10 +11,9 @@ source "$TOP/tests/integration/daemon_lib.sh"
 
 e2e_start_peers
 e2e_corpus 300 0 3
-# The faults form a queue: each lets "skip" requests pass after the one
-# before it fired, so all nine need 9 + 18 = 27 ingestion requests. How many
-# requests the daemon makes depends on timing (a batch ships early when
-# nothing else is coming), so the size limit guarantees enough: the
+# The nine ingestion faults need 9 + 18 = 27 requests (see expect_faults).
+# How many requests the daemon makes depends on timing (a batch ships early
+# when nothing else is coming), so the size limit guarantees enough: the
 # corpus's 2,853 records are about 3.1 MB, at least 32 requests of 100 KB
 # (still above max_field_bytes, 64 KiB, so no record is too large).
 faults='['
@@ -35,10 +34,8 @@ E2E_TIMEOUT=2s E2E_MAX_REQUEST=100000 E2E_METRICS="127.0.0.1:$MPORT" e2e_config
 daemon_start
 wait_done "$(expected_blobs)" 180
 wait_records "$(expected_records)" 60
-fired=$(fake_stat "$FAKE" ingest_faults)
-[ "$fired" = 9 ] || fail "$fired of 9 ingestion faults fired"
-fired=$(fake_stat "$FAKE" token_faults)
-[ "$fired" = 1 ] || fail "the token fault did not fire"
+expect_faults ingest 9
+expect_faults token 1
 curl -sf "http://127.0.0.1:$MPORT/metrics" > "$WORK/metrics.txt" || fail "scrape"
 retries=$(awk '$1 == "spectra_sentinel_ingestion_retries_total" {print $2}' "$WORK/metrics.txt")
 [ "${retries:-0}" -ge 9 ] || fail "only ${retries:-0} retries counted for 9 ingestion faults"

@@ -8,12 +8,11 @@ source "$TOP/tests/integration/daemon_lib.sh"
 
 e2e_start_peers
 e2e_corpus 1000 6 4
-# Slow some requests down so that kills land in every phase. The faults
-# form a queue (each lets "skip" requests pass after the one before it) and
-# need 5 + 80 requests; with 1 MB requests the whole corpus makes about
-# 21, so requests are capped at 100 KB: its 9,828 records, 10.8 MB, make
-# at least 108 whatever the timing, and the test checks that all five
-# fired.
+# Slow some requests down so that kills land in every phase. The five
+# delays need 5 + 80 requests (see expect_faults); with 1 MB requests the
+# whole corpus makes about 21, so requests are capped at 100 KB: its 9,828
+# records, 10.8 MB, make at least 108 whatever the timing, and the test
+# checks that all five fired.
 fake_post "$FAKE" /_fake/faults \
   '[{"role":"ingest","skip":10,"delay":0.5},{"role":"ingest","skip":15,"delay":0.5},{"role":"ingest","skip":15,"delay":0.5},{"role":"ingest","skip":20,"delay":0.5},{"role":"ingest","skip":20,"delay":0.5}]'
 E2E_MAX_REQUEST=100000 e2e_config
@@ -44,8 +43,7 @@ daemon_start
 wait_done "$(expected_blobs)" 240
 wait_records "$(expected_records)" 60
 daemon_stop 30
-[ "$(fake_stat "$FAKE" ingest_faults)" = 5 ] ||
-  fail "$(fake_stat "$FAKE" ingest_faults) of 5 slowed requests happened"
+expect_faults ingest 5
 e2e_check --allow-dup-blobs "$WORK/inflight.txt" ||
   fail "delivery check failed (kill seed $seed)"
 ok "$kills kills: nothing lost ($before records before the last start; $inflight blobs were in flight at a kill)"

@@ -22,7 +22,7 @@ DAEMON_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-l
   daemon_start
 wait_done "$(expected_blobs)" 180
 wait_records "$(expected_records)" 60
-[ "$(fake_stat "$FAKE" ingest_faults)" = 1 ] || fail "the ingestion fault did not fire"
+expect_faults ingest 1
 daemon_stop 60
 [ -s "$WORK/valgrind.txt" ] && fail "valgrind: $(head -40 "$WORK/valgrind.txt")"
 e2e_check --exact || fail "delivery check failed under valgrind"
